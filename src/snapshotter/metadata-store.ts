@@ -1,0 +1,257 @@
+/**
+ * Durable snapshot metadata in LMDB. Every change is one synchronous LMDB
+ * write transaction: it commits whole or not at all, so a crash leaves the
+ * old or the new state. Transactions only read and write records; callers do
+ * all file-system work before or after them, never inside.
+ */
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { AlreadyExistsError, FailedPreconditionError, InternalError, InvalidArgumentError, NotFoundError } from './errors.js';
+import type { Filter } from './filters.js';
+import { Kind, kindName, type Labels, type SnapshotInfo, type Usage } from './types.js';
+
+const SCHEMA_VERSION = 1;
+
+/** What is stored per snapshot key. Labels are pairs so no key is special to the encoder. */
+interface SnapshotRecord {
+  id: number;
+  kind: Kind;
+  parent: string;
+  labels: Array<[string, string]>;
+  created: number;
+  updated: number;
+  size: number;
+  inodes: number;
+}
+
+export interface StoredSnapshot {
+  id: number;
+  info: SnapshotInfo;
+  usage: Usage;
+}
+
+/** Observes how long each write transaction held the store (seconds). */
+export type LockHoldObserver = (operation: string, seconds: number) => void;
+
+export class MetadataStore {
+  private readonly env: RootDatabase;
+  private readonly snapshots: Database<SnapshotRecord, string>;
+  /** [parentId, childId] → child key; answers "has children?" with one range read. */
+  private readonly children: Database<string, [number, number]>;
+
+  private constructor(env: RootDatabase, private readonly onLockHeld: LockHoldObserver) {
+    this.env = env;
+    this.snapshots = env.openDB<SnapshotRecord, string>({ name: 'snapshots' });
+    this.children = env.openDB<string, [number, number]>({ name: 'children' });
+  }
+
+  static open(path: string, onLockHeld: LockHoldObserver = () => {}): MetadataStore {
+    const env = open({ path, compression: false, maxDbs: 8 });
+    const store = new MetadataStore(env, onLockHeld);
+    store.checkSchema();
+    return store;
+  }
+
+  async close(): Promise<void> {
+    await this.env.close();
+  }
+
+  get(key: string): StoredSnapshot | undefined {
+    const record = this.snapshots.get(key);
+    return record ? toStored(key, record) : undefined;
+  }
+
+  /** The ids of key's parent chain, nearest parent first. */
+  parentIds(key: string): number[] {
+    const ids: number[] = [];
+    let record = this.snapshots.get(key);
+    const seen = new Set<string>([key]);
+    while (record && record.parent !== '') {
+      const parentKey = record.parent;
+      if (seen.has(parentKey)) throw new InternalError(`snapshot ${key}: parent chain loops at ${parentKey}`);
+      seen.add(parentKey);
+      record = this.snapshots.get(parentKey);
+      if (!record) throw new NotFoundError(`snapshot ${key}: parent ${parentKey} does not exist`);
+      ids.push(record.id);
+    }
+    return ids;
+  }
+
+  /** Every snapshot id known to the store (for Cleanup). */
+  ids(): Set<number> {
+    const ids = new Set<number>();
+    for (const { value } of this.snapshots.getRange()) ids.add(value.id);
+    return ids;
+  }
+
+  maxId(): number {
+    let max = 0;
+    for (const { value } of this.snapshots.getRange()) max = Math.max(max, value.id);
+    return max;
+  }
+
+  create(kind: Kind, key: string, parent: string, labels: Labels, id: number): StoredSnapshot {
+    if (kind !== Kind.Active && kind !== Kind.View) {
+      throw new InvalidArgumentError(`snapshot ${key}: kind ${kindName(kind)} invalid; only active or view can be created`);
+    }
+    return this.write('create', () => {
+      if (this.snapshots.get(key) !== undefined) throw new AlreadyExistsError(`snapshot ${key}: already exists`);
+      let parentId = 0;
+      if (parent !== '') {
+        const parentRecord = this.snapshots.get(parent);
+        if (!parentRecord) throw new NotFoundError(`snapshot ${key}: parent ${parent} does not exist`);
+        if (parentRecord.kind !== Kind.Committed) {
+          throw new InvalidArgumentError(`snapshot ${key}: parent ${parent} is not a committed snapshot`);
+        }
+        parentId = parentRecord.id;
+      }
+      const now = Date.now();
+      const record: SnapshotRecord = { id, kind, parent, labels: storedLabels(labels), created: now, updated: now, size: 0, inodes: 0 };
+      this.snapshots.put(key, record);
+      if (parent !== '') this.children.put([parentId, id], key);
+      return toStored(key, record);
+    });
+  }
+
+  /** Turns active snapshot key into committed snapshot name. Labels are the active's plus extraLabels. */
+  commit(key: string, name: string, usage: Usage, extraLabels: Labels): StoredSnapshot {
+    return this.write('commit', () => {
+      if (this.snapshots.get(name) !== undefined) throw new AlreadyExistsError(`committed snapshot ${name}: already exists`);
+      const active = this.snapshots.get(key);
+      if (!active) throw new NotFoundError(`snapshot ${key}: does not exist`);
+      if (active.kind !== Kind.Active) throw new FailedPreconditionError(`snapshot ${key}: is not active`);
+      const now = Date.now();
+      const labels = { ...Object.fromEntries(active.labels), ...extraLabels };
+      const record: SnapshotRecord = {
+        ...active,
+        kind: Kind.Committed,
+        labels: storedLabels(labels),
+        created: now,
+        updated: now,
+        size: usage.size,
+        inodes: usage.inodes,
+      };
+      this.snapshots.remove(key);
+      this.snapshots.put(name, record);
+      if (active.parent !== '') {
+        const parentRecord = this.snapshots.get(active.parent);
+        if (!parentRecord) throw new NotFoundError(`snapshot ${key}: parent ${active.parent} does not exist`);
+        this.children.put([parentRecord.id, active.id], name);
+      }
+      return toStored(name, record);
+    });
+  }
+
+  remove(key: string): StoredSnapshot {
+    return this.write('remove', () => {
+      const record = this.snapshots.get(key);
+      if (!record) throw new NotFoundError(`snapshot ${key}: does not exist`);
+      for (const { value: child } of this.children.getRange({ start: [record.id], end: [record.id + 1], limit: 1 })) {
+        throw new FailedPreconditionError(`snapshot ${key}: cannot remove snapshot with child ${child}`);
+      }
+      if (record.parent !== '') {
+        const parentRecord = this.snapshots.get(record.parent);
+        if (parentRecord) this.children.remove([parentRecord.id, record.id]);
+      }
+      this.snapshots.remove(key);
+      return toStored(key, record);
+    });
+  }
+
+  /**
+   * containerd's Update: with no paths the labels are replaced; `labels`
+   * replaces them; `labels.KEY` sets or (when absent in info) deletes one.
+   * Every other path is immutable.
+   */
+  update(name: string, labels: Labels, paths: readonly string[]): SnapshotInfo {
+    return this.write('update', () => {
+      const record = this.snapshots.get(name);
+      if (!record) throw new NotFoundError(`snapshot ${name}: does not exist`);
+      let updated = Object.fromEntries(record.labels) as Labels;
+      if (paths.length === 0) {
+        updated = { ...labels };
+      } else {
+        for (const path of paths) {
+          if (path === 'labels') {
+            updated = { ...labels };
+          } else if (path.startsWith('labels.')) {
+            const labelKey = path.slice('labels.'.length);
+            updated[labelKey] = labels[labelKey] ?? '';
+          } else {
+            throw new InvalidArgumentError(`snapshot ${name}: cannot update ${JSON.stringify(path)} field`);
+          }
+        }
+      }
+      const next: SnapshotRecord = { ...record, labels: storedLabels(updated), updated: Date.now() };
+      this.snapshots.put(name, next);
+      return toStored(name, next).info;
+    });
+  }
+
+  /** Infos matching filter; read from one consistent LMDB snapshot. */
+  list(filter: Filter): SnapshotInfo[] {
+    const out: SnapshotInfo[] = [];
+    for (const { key, value } of this.snapshots.getRange()) {
+      const info = toStored(key, value).info;
+      if (filter.match(snapshotFieldAdaptor(info))) out.push(info);
+    }
+    return out;
+  }
+
+  private write<T>(operation: string, body: () => T): T {
+    const start = process.hrtime.bigint();
+    try {
+      return this.env.transactionSync(body);
+    } finally {
+      this.onLockHeld(operation, Number(process.hrtime.bigint() - start) / 1e9);
+    }
+  }
+
+  private checkSchema(): void {
+    const version = this.env.get('schema-version') as number | undefined;
+    if (version === undefined) {
+      this.env.transactionSync(() => this.env.put('schema-version', SCHEMA_VERSION));
+    } else if (version !== SCHEMA_VERSION) {
+      throw new InternalError(`metadata schema version ${version} is not supported (want ${SCHEMA_VERSION})`);
+    }
+  }
+}
+
+/** As in containerd, a label with an empty value is not stored: setting "" deletes it. */
+function storedLabels(labels: Labels): Array<[string, string]> {
+  return Object.entries(labels).filter(([, value]) => value !== '');
+}
+
+function toStored(key: string, record: SnapshotRecord): StoredSnapshot {
+  return {
+    id: record.id,
+    info: {
+      name: key,
+      parent: record.parent,
+      kind: record.kind,
+      created: new Date(record.created),
+      updated: new Date(record.updated),
+      labels: Object.fromEntries(record.labels),
+    },
+    usage: { size: record.size, inodes: record.inodes },
+  };
+}
+
+/** The fields containerd's filters can name on a snapshot. */
+export function snapshotFieldAdaptor(info: SnapshotInfo) {
+  return (fieldpath: readonly string[]): string | undefined => {
+    switch (fieldpath[0]) {
+      case 'kind':
+        return kindName(info.kind);
+      case 'name':
+        return info.name;
+      case 'parent':
+        return info.parent;
+      case 'labels': {
+        const labelKey = fieldpath.slice(1).join('.');
+        return Object.prototype.hasOwnProperty.call(info.labels, labelKey) ? info.labels[labelKey] : undefined;
+      }
+      default:
+        return undefined;
+    }
+  };
+}

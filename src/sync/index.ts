@@ -1,0 +1,2 @@
+export { KeyedMutex } from './keyed-mutex.js';
+export { SingleFlight } from './singleflight.js';
