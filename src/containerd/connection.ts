@@ -9,6 +9,7 @@ import { loadProtos, lookupService } from './api.js';
 export interface ConnectionOptions {
   /** containerd's unix socket, e.g. /run/containerd/containerd.sock */
   address: string;
+  /** containerd namespace; empty when talking to a snapshotter directly. */
   namespace: string;
   /** Default per-call deadline. */
   timeoutMs?: number;
@@ -49,7 +50,7 @@ export class ContainerdConnection {
 
   metadata(): grpc.Metadata {
     const md = new grpc.Metadata();
-    md.set('containerd-namespace', this.namespace);
+    if (this.namespace) md.set('containerd-namespace', this.namespace);
     if (this.lease) md.set('containerd-lease', this.lease);
     return md;
   }
@@ -74,9 +75,9 @@ export class ContainerdConnection {
     });
   }
 
-  serverStream<T>(service: string, method: string, request: Record<string, unknown>): grpc.ClientReadableStream<T> {
-    const client = this.client(service) as unknown as Record<string, (req: unknown, md: grpc.Metadata) => grpc.ClientReadableStream<T>>;
-    return client[method]!.call(this.client(service), request, this.metadata());
+  serverStream<T>(service: string, method: string, request: Record<string, unknown>, timeoutMs = this.timeoutMs): grpc.ClientReadableStream<T> {
+    const client = this.client(service) as unknown as Record<string, (req: unknown, md: grpc.Metadata, options: grpc.CallOptions) => grpc.ClientReadableStream<T>>;
+    return client[method]!.call(this.client(service), request, this.metadata(), { deadline: Date.now() + timeoutMs });
   }
 
   duplexStream<Req, Res>(service: string, method: string): grpc.ClientDuplexStream<Req, Res> {

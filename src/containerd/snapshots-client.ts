@@ -1,10 +1,12 @@
 /**
  * A promise-based client of containerd's Snapshots API. It talks either to
  * a snapshotter directly (lazysnap's own socket) or to containerd, which
- * routes by the `snapshotter` field and needs a namespace header.
+ * routes by the `snapshotter` field and needs a namespace (and, for pulls,
+ * a lease) on every call.
  */
-import * as grpc from '@grpc/grpc-js';
-import { snapshotsClientConstructor } from './api.js';
+import { ContainerdConnection } from './connection.js';
+
+const SERVICE = 'containerd.services.snapshots.v1.Snapshots';
 
 export interface SnapshotInfoMessage {
   name: string;
@@ -23,8 +25,10 @@ export interface MountMessage {
 }
 
 export interface SnapshotsClientOptions {
-  /** unix socket path */
-  address: string;
+  /** unix socket path; ignored when connection is given */
+  address?: string;
+  /** An existing connection to containerd (shares namespace and lease). */
+  connection?: ContainerdConnection;
   /** Snapshotter name, for calls through containerd. */
   snapshotter?: string;
   /** containerd namespace (sent as the containerd-namespace header). */
@@ -33,90 +37,67 @@ export interface SnapshotsClientOptions {
   timeoutMs?: number;
 }
 
-type UnaryMethod = (request: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (err: grpc.ServiceError | null, response: unknown) => void) => void;
-
 export class SnapshotsClient {
-  private readonly client: grpc.Client;
+  private readonly conn: ContainerdConnection;
+  private readonly ownsConnection: boolean;
   private readonly snapshotter: string;
-  private readonly namespace?: string;
   private readonly timeoutMs: number;
 
   constructor(options: SnapshotsClientOptions) {
-    const Client = snapshotsClientConstructor();
-    this.client = new Client(`unix://${options.address}`, grpc.credentials.createInsecure(), {
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-    });
-    this.snapshotter = options.snapshotter ?? '';
-    this.namespace = options.namespace;
     this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.ownsConnection = options.connection === undefined;
+    this.conn = options.connection ?? new ContainerdConnection({ address: options.address ?? '', namespace: options.namespace ?? '', timeoutMs: this.timeoutMs });
+    this.snapshotter = options.snapshotter ?? '';
   }
 
   close(): void {
-    this.client.close();
+    if (this.ownsConnection) this.conn.close();
   }
 
   async prepare(key: string, parent = '', labels: Record<string, string> = {}): Promise<MountMessage[]> {
-    const res = (await this.unary('prepare', { key, parent, labels })) as { mounts: MountMessage[] };
-    return res.mounts;
+    return (await this.call<{ mounts: MountMessage[] }>('prepare', { key, parent, labels })).mounts;
   }
 
   async view(key: string, parent = '', labels: Record<string, string> = {}): Promise<MountMessage[]> {
-    const res = (await this.unary('view', { key, parent, labels })) as { mounts: MountMessage[] };
-    return res.mounts;
+    return (await this.call<{ mounts: MountMessage[] }>('view', { key, parent, labels })).mounts;
   }
 
   async mounts(key: string): Promise<MountMessage[]> {
-    const res = (await this.unary('mounts', { key })) as { mounts: MountMessage[] };
-    return res.mounts;
+    return (await this.call<{ mounts: MountMessage[] }>('mounts', { key })).mounts;
   }
 
   async commit(name: string, key: string, labels: Record<string, string> = {}): Promise<void> {
-    await this.unary('commit', { name, key, labels });
+    await this.call('commit', { name, key, labels });
   }
 
   async remove(key: string): Promise<void> {
-    await this.unary('remove', { key });
+    await this.call('remove', { key });
   }
 
   async stat(key: string): Promise<SnapshotInfoMessage> {
-    const res = (await this.unary('stat', { key })) as { info: SnapshotInfoMessage };
-    return res.info;
+    return (await this.call<{ info: SnapshotInfoMessage }>('stat', { key })).info;
   }
 
   async update(info: Partial<SnapshotInfoMessage> & { name: string }, paths: string[] = []): Promise<SnapshotInfoMessage> {
-    const res = (await this.unary('update', { info, updateMask: { paths } })) as { info: SnapshotInfoMessage };
-    return res.info;
+    return (await this.call<{ info: SnapshotInfoMessage }>('update', { info, updateMask: { paths } })).info;
   }
 
   async usage(key: string): Promise<{ size: number; inodes: number }> {
-    return (await this.unary('usage', { key })) as { size: number; inodes: number };
+    return this.call<{ size: number; inodes: number }>('usage', { key });
   }
 
   async cleanup(): Promise<void> {
-    await this.unary('cleanup', {});
+    await this.call('cleanup', {});
   }
 
   async list(filters: string[] = []): Promise<SnapshotInfoMessage[]> {
-    const stream = (this.client as unknown as Record<string, (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientReadableStream<{ info: SnapshotInfoMessage[] }>>)
-      .list!({ snapshotter: this.snapshotter, filters }, this.metadata(), { deadline: Date.now() + this.timeoutMs });
     const out: SnapshotInfoMessage[] = [];
+    const stream = this.conn.serverStream<{ info: SnapshotInfoMessage[] }>(SERVICE, 'list', { snapshotter: this.snapshotter, filters }, this.timeoutMs);
     for await (const batch of stream) out.push(...(batch as { info: SnapshotInfoMessage[] }).info);
     return out;
   }
 
-  private metadata(): grpc.Metadata {
-    const md = new grpc.Metadata();
-    if (this.namespace) md.set('containerd-namespace', this.namespace);
-    return md;
-  }
-
-  private unary(method: string, request: Record<string, unknown>): Promise<unknown> {
-    const fn = (this.client as unknown as Record<string, UnaryMethod>)[method];
-    if (!fn) throw new Error(`no method ${method}`);
-    return new Promise((resolve, reject) => {
-      fn.call(this.client, { snapshotter: this.snapshotter, ...request }, this.metadata(), { deadline: Date.now() + this.timeoutMs }, (err, response) =>
-        err ? reject(err) : resolve(response),
-      );
-    });
+  private call<T>(method: string, request: Record<string, unknown>): Promise<T> {
+    return this.conn.unary<T>(SERVICE, method, { snapshotter: this.snapshotter, ...request }, this.timeoutMs);
   }
 }
