@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { DEFAULT_CONFIG, LOG_LEVELS } from '../config/index.js';
+import { pull } from './pull.js';
 import { serve } from './serve.js';
 
 const program = new Command();
@@ -16,6 +17,22 @@ program
   .option('--metrics-address <host:port>', 'serve Prometheus metrics on this address')
   .action(async (flags) => {
     await serve(flags);
+  });
+
+program
+  .command('pull')
+  .description('pull an image through containerd; with --remote-snapshot, layers lazysnap can serve lazily are not downloaded')
+  .argument('<ref>', 'image reference, e.g. registry.example.com/app:1.0')
+  .option('--remote-snapshot', 'ask the snapshotter to serve layers remotely (eStargz) and skip their download')
+  .option('--snapshotter <name>', 'containerd snapshotter to unpack into', 'lazysnap')
+  .option('--plain-http', 'use plain HTTP for this registry (automatic for localhost and 127.0.0.1)')
+  .option('--platform <os/arch[/variant]>', 'platform to pull from a multi-platform index (default linux/amd64)')
+  .option('--namespace <ns>', 'containerd namespace', 'default')
+  .option('--address <sock>', "containerd's socket", '/run/containerd/containerd.sock')
+  .option('-q, --quiet', 'no progress output')
+  .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as string[]).default('warn'))
+  .action(async (ref: string, flags) => {
+    await pull(ref, flags);
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -1,0 +1,4 @@
+export { pullImage, type PullOptions, type PullDeps, type PullResult, type PulledLayer } from './pull.js';
+export { createProgress, type ProgressSink } from './progress.js';
+export { chainIds } from './chain-id.js';
+export { PullError } from './errors.js';

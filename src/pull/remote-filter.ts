@@ -1,0 +1,84 @@
+/**
+ * The layer filter of containerd's original remote-snapshot proposal. From
+ * the bottom layer up, ask the snapshotter whether it can serve each layer
+ * remotely; stop at the first one it cannot. Those below are skipped from
+ * the download, those from there up are downloaded and applied.
+ */
+import { status } from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { isGrpcCode } from '../containerd/connection.js';
+import { REMOTE_SNAPSHOT, REMOTE_SNAPSHOT_DIGEST, REMOTE_SNAPSHOT_REF, SNAPSHOT_LABEL_PREFIX } from '../containerd/labels.js';
+import type { SnapshotsClient } from '../containerd/snapshots-client.js';
+import type { Descriptor } from '../containerd/types.js';
+
+export type LayerOutcome = 'remote' | 'exists' | 'download';
+
+export interface FilterInput {
+  ref: string;
+  layers: readonly Descriptor[];
+  chainIds: readonly string[];
+  snapshots: SnapshotsClient;
+  onLayer?: (index: number, outcome: LayerOutcome) => void;
+}
+
+/** Returns the index of the first layer that must be downloaded (layers.length when none). */
+export async function filterRemoteLayers(input: FilterInput): Promise<number> {
+  const { ref, layers, chainIds, snapshots } = input;
+  for (let i = 0; i < layers.length; i++) {
+    const layer = layers[i] as Descriptor;
+    const chainId = chainIds[i] as string;
+    const parent = i === 0 ? '' : (chainIds[i - 1] as string);
+    if (await exists(snapshots, chainId)) {
+      input.onLayer?.(i, 'exists');
+      continue;
+    }
+    if (await prepareRemote(snapshots, ref, layer, chainId, parent)) {
+      input.onLayer?.(i, 'remote');
+      continue;
+    }
+    return i;
+  }
+  return layers.length;
+}
+
+async function exists(snapshots: SnapshotsClient, name: string): Promise<boolean> {
+  try {
+    await snapshots.stat(name);
+    return true;
+  } catch (err) {
+    if (isGrpcCode(err, status.NOT_FOUND)) return false;
+    throw err;
+  }
+}
+
+/** Prepare + Stat; commits as chainId when the snapshotter marked it remote, else removes it. */
+async function prepareRemote(snapshots: SnapshotsClient, ref: string, layer: Descriptor, chainId: string, parent: string): Promise<boolean> {
+  const key = `remote-${randomBytes(8).toString('hex')} ${chainId}`;
+  const labels: Record<string, string> = { [REMOTE_SNAPSHOT_REF]: ref, [REMOTE_SNAPSHOT_DIGEST]: layer.digest };
+  for (const [k, v] of Object.entries(layer.annotations ?? {})) {
+    if (k.startsWith(SNAPSHOT_LABEL_PREFIX)) labels[k] = v;
+  }
+  try {
+    await snapshots.prepare(key, parent, labels);
+  } catch (err) {
+    // The chain appeared meanwhile (another pull), or the parent is gone: let the caller decide from Stat.
+    if (isGrpcCode(err, status.ALREADY_EXISTS)) return exists(snapshots, chainId);
+    throw err;
+  }
+  try {
+    const info = await snapshots.stat(key);
+    if (info.labels[REMOTE_SNAPSHOT] === undefined) return false;
+    try {
+      await snapshots.commit(chainId, key);
+    } catch (err) {
+      // Another pull committed the same chain first: that is just as good.
+      if (!isGrpcCode(err, status.ALREADY_EXISTS)) throw err;
+    }
+    return true;
+  } finally {
+    // After a successful Commit the key is gone already; otherwise it must not linger.
+    await snapshots.remove(key).catch((err: unknown) => {
+      if (!isGrpcCode(err, status.NOT_FOUND)) throw err;
+    });
+  }
+}
