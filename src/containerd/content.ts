@@ -134,7 +134,8 @@ export class ContentStore {
           options.onProgress?.(offset, desc.size);
         }
       }
-      await exchange({ action: WriteAction.Commit, ref, total: desc.size, expected: desc.digest, labels: options.labels ?? {} });
+      // The offset must be repeated: containerd truncates a writer to a zero offset.
+      await exchange({ action: WriteAction.Commit, ref, offset, total: desc.size, expected: desc.digest, labels: options.labels ?? {} });
       stream.end();
     } catch (err) {
       stream.cancel();
