@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { DEFAULT_CONFIG, LOG_LEVELS } from '../config/index.js';
+import { convert } from './convert.js';
 import { pull } from './pull.js';
 import { serve } from './serve.js';
 
@@ -33,6 +34,21 @@ program
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as string[]).default('warn'))
   .action(async (ref: string, flags) => {
     await pull(ref, flags);
+  });
+
+program
+  .command('convert')
+  .description('convert an image in a registry to eStargz (lazily pullable) and push it')
+  .argument('<source>', 'image to convert')
+  .argument('<destination>', 'where to push the eStargz image')
+  .option('--plain-http', 'use plain HTTP for these registries (automatic for localhost and 127.0.0.1)')
+  .option('--prioritized-files <file>', 'file listing paths (one per line) to put first, so they are prefetched')
+  .option('--chunk-size <bytes>', 'uncompressed bytes per chunk of large files (default 4194304)')
+  .option('--compression-level <0-9>', 'gzip level (default 9)')
+  .option('--platform <os/arch[/variant]>', 'platform to convert from a multi-platform index (default linux/amd64)')
+  .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as string[]).default('warn'))
+  .action(async (source: string, destination: string, flags) => {
+    await convert(source, destination, flags);
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
