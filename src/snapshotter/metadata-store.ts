@@ -21,12 +21,23 @@ interface SnapshotRecord {
   updated: number;
   size: number;
   inodes: number;
+  /** Set when the snapshot's directory is a FUSE mount of a remote layer. */
+  remote?: RemoteLayerRef;
+}
+
+/** Which remote layer a snapshot serves: enough to mount it again after a restart. */
+export interface RemoteLayerRef {
+  ref: string;
+  digest: string;
+  tocDigest: string;
+  size?: number;
 }
 
 export interface StoredSnapshot {
   id: number;
   info: SnapshotInfo;
   usage: Usage;
+  remote?: RemoteLayerRef;
 }
 
 /** Observes how long each write transaction held the store (seconds). */
@@ -76,6 +87,23 @@ export class MetadataStore {
     return ids;
   }
 
+  /** Snapshots whose directory is a remote layer mount (to mount again at start). */
+  remoteSnapshots(): StoredSnapshot[] {
+    const out: StoredSnapshot[] = [];
+    for (const { key, value } of this.snapshots.getRange()) {
+      if (value.remote) out.push(toStored(key, value));
+    }
+    return out;
+  }
+
+  /** The key of the snapshot with this id (for error messages). */
+  keyOf(id: number): string | undefined {
+    for (const { key, value } of this.snapshots.getRange()) {
+      if (value.id === id) return key;
+    }
+    return undefined;
+  }
+
   /** Every snapshot id known to the store (for Cleanup). */
   ids(): Set<number> {
     const ids = new Set<number>();
@@ -89,7 +117,7 @@ export class MetadataStore {
     return max;
   }
 
-  create(kind: Kind, key: string, parent: string, labels: Labels, id: number): StoredSnapshot {
+  create(kind: Kind, key: string, parent: string, labels: Labels, id: number, remote?: RemoteLayerRef): StoredSnapshot {
     if (kind !== Kind.Active && kind !== Kind.View) {
       throw new InvalidArgumentError(`snapshot ${key}: kind ${kindName(kind)} invalid; only active or view can be created`);
     }
@@ -105,7 +133,7 @@ export class MetadataStore {
         parentId = parentRecord.id;
       }
       const now = Date.now();
-      const record: SnapshotRecord = { id, kind, parent, labels: storedLabels(labels), created: now, updated: now, size: 0, inodes: 0 };
+      const record: SnapshotRecord = { id, kind, parent, labels: storedLabels(labels), created: now, updated: now, size: 0, inodes: 0, ...(remote ? { remote } : {}) };
       this.snapshots.put(key, record);
       if (parent !== '') this.children.put([parentId, id], key);
       return toStored(key, record);
@@ -233,6 +261,7 @@ function toStored(key: string, record: SnapshotRecord): StoredSnapshot {
       labels: Object.fromEntries(record.labels),
     },
     usage: { size: record.size, inodes: record.inodes },
+    ...(record.remote ? { remote: record.remote } : {}),
   };
 }
 

@@ -12,10 +12,13 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { KeyedMutex } from '../sync/index.js';
 import { diskUsage } from './disk-usage.js';
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError } from './errors.js';
 import { parseFilters } from './filters.js';
 import { validateLabels } from './labels.js';
-import type { MetadataStore } from './metadata-store.js';
+import type { MetadataStore, RemoteLayerRef, StoredSnapshot } from './metadata-store.js';
+import type { RemoteMounter } from './remote/remote-mounter.js';
+import { parseRemoteRequest, type RemoteRequest } from './remote/remote-request.js';
+import { REMOTE_SNAPSHOT, TARGET_SNAPSHOT_REF } from '../containerd/labels.js';
 import { buildMounts, type OverlayFeatures, type SnapshotLayout } from './mounts.js';
 import { Kind, type Labels, type Mount, type SnapshotInfo, type Usage } from './types.js';
 
@@ -24,6 +27,8 @@ export interface SnapshotterOptions {
   store: MetadataStore;
   logger: Logger;
   overlay: OverlayFeatures;
+  /** Serves eStargz layers lazily; without it every layer is an ordinary one. */
+  remote?: RemoteMounter;
 }
 
 export class Snapshotter implements SnapshotLayout {
@@ -31,7 +36,10 @@ export class Snapshotter implements SnapshotLayout {
   private readonly store: MetadataStore;
   private readonly logger: Logger;
   private readonly overlay: OverlayFeatures;
+  private readonly remote: RemoteMounter | undefined;
   private readonly locks = new KeyedMutex();
+  /** Remote snapshots whose layer could not be mounted again at start, by id. */
+  private readonly unavailable = new Map<number, { key: string; reason: string }>();
   /** Ids whose directory is in place but whose metadata may not be yet: Cleanup must not touch them. */
   private readonly inFlight = new Set<number>();
   private nextId: number;
@@ -41,6 +49,7 @@ export class Snapshotter implements SnapshotLayout {
     this.store = options.store;
     this.logger = options.logger;
     this.overlay = options.overlay;
+    this.remote = options.remote;
     this.nextId = nextId;
   }
 
@@ -56,7 +65,46 @@ export class Snapshotter implements SnapshotLayout {
       const id = Number(name);
       if (Number.isSafeInteger(id)) maxId = Math.max(maxId, id);
     }
-    return new Snapshotter(options, maxId + 1);
+    const snapshotter = new Snapshotter(options, maxId + 1);
+    await snapshotter.restoreRemoteSnapshots();
+    return snapshotter;
+  }
+
+  /**
+   * Mounts every remote snapshot again (after a restart or a crash), before
+   * the daemon accepts calls. A layer that cannot be mounted does not stop
+   * the daemon: Mounts of the snapshots above it fail with a clear error.
+   */
+  private async restoreRemoteSnapshots(): Promise<void> {
+    const remote = this.remote;
+    const snapshotsDir = join(this.root, 'snapshots');
+    if (remote) {
+      const stale = await remote.cleanupStale(snapshotsDir);
+      if (stale.length > 0) this.logger.info({ count: stale.length }, 'removed stale FUSE mounts of a previous run');
+    }
+    const remoteSnapshots = this.store.remoteSnapshots();
+    if (remoteSnapshots.length === 0) return;
+    const started = Date.now();
+    await Promise.all(
+      remoteSnapshots.map(async (snapshot) => {
+        const layer = snapshot.remote as RemoteLayerRef;
+        if (!remote) {
+          this.markUnavailable(snapshot, 'this daemon runs without remote layer support');
+          return;
+        }
+        try {
+          await remote.mount(layer, this.upperPath(snapshot.id));
+        } catch (err) {
+          this.markUnavailable(snapshot, (err as Error).message);
+        }
+      }),
+    );
+    this.logger.info({ count: remoteSnapshots.length, unavailable: this.unavailable.size, ms: Date.now() - started }, 'remote snapshots mounted again');
+  }
+
+  private markUnavailable(snapshot: StoredSnapshot, reason: string): void {
+    this.unavailable.set(snapshot.id, { key: snapshot.info.name, reason });
+    this.logger.error({ key: snapshot.info.name, layer: snapshot.remote?.digest, ref: snapshot.remote?.ref, reason }, 'remote snapshot could not be mounted again');
   }
 
   upperPath(id: number): string {
@@ -82,7 +130,18 @@ export class Snapshotter implements SnapshotLayout {
     if (snapshot.info.kind !== Kind.Active && snapshot.info.kind !== Kind.View) {
       throw new FailedPreconditionError(`snapshot ${key}: is not active or view, it has no mounts`);
     }
-    return buildMounts(snapshot.info.kind, snapshot.id, this.store.parentIds(key), this, this.overlay);
+    const parentIds = this.store.parentIds(key);
+    this.checkAvailable(key, parentIds);
+    return buildMounts(snapshot.info.kind, snapshot.id, parentIds, this, this.overlay);
+  }
+
+  private checkAvailable(key: string, ids: readonly number[]): void {
+    for (const id of ids) {
+      const problem = this.unavailable.get(id);
+      if (problem) {
+        throw new UnavailableError(`snapshot ${key}: remote layer of ${problem.key} is not available: ${problem.reason}`);
+      }
+    }
   }
 
   async commit(name: string, key: string, labels: Labels = {}): Promise<void> {
@@ -95,7 +154,8 @@ export class Snapshotter implements SnapshotLayout {
       const active = this.store.get(key);
       if (!active) throw new NotFoundError(`snapshot ${key}: does not exist`);
       if (active.info.kind !== Kind.Active) throw new FailedPreconditionError(`snapshot ${key}: is not active`);
-      const usage = await diskUsage(this.upperPath(active.id));
+      // A remote layer's directory is its FUSE mount: walking it would list the whole layer.
+      const usage = active.remote ? { size: 0, inodes: 0 } : await diskUsage(this.upperPath(active.id));
       this.store.commit(key, name, usage, labels);
     });
   }
@@ -104,6 +164,8 @@ export class Snapshotter implements SnapshotLayout {
     requireKey(key);
     await this.locks.withLock(key, async () => {
       const removed = this.store.remove(key);
+      if (removed.remote) await this.unmountRemote(removed.id);
+      this.unavailable.delete(removed.id);
       await this.removeDirectory(join(this.root, 'snapshots', String(removed.id)));
     });
   }
@@ -142,6 +204,8 @@ export class Snapshotter implements SnapshotLayout {
       const id = Number(name);
       if (Number.isSafeInteger(id) && (known.has(id) || this.inFlight.has(id))) continue;
       const path = join(snapshotsDir, name);
+      // An orphan may still carry a FUSE mount (a crash between mount and metadata commit).
+      if (this.remote) await this.remote.cleanupStale(path);
       await this.removeDirectory(path);
       removed.push(path);
     }
@@ -152,7 +216,14 @@ export class Snapshotter implements SnapshotLayout {
   private async createSnapshot(kind: Kind, key: string, parent: string, labels: Labels): Promise<Mount[]> {
     requireKey(key);
     validateLabels(labels, `snapshot ${key}`);
-    return this.locks.withLock(key, async () => {
+    const request = kind === Kind.Active && this.remote ? parseRemoteRequest(labels) : undefined;
+    if (request?.target !== undefined && this.store.get(request.target)) {
+      // target-ref protocol: the layer is already there; containerd finds it with a List.
+      throw new AlreadyExistsError(`target snapshot ${request.target}: already exists`);
+    }
+    // Resolving a remote layer (registry round trips, TOC fetch) happens before any lock is taken.
+    const remoteLayer = request ? await this.resolveRemote(key, request) : undefined;
+    const mounts = await this.locks.withLock(key, async () => {
       // Fail fast before touching the disk; the transaction checks again.
       if (this.store.get(key)) throw new AlreadyExistsError(`snapshot ${key}: already exists`);
       let parentId: number | undefined;
@@ -176,10 +247,13 @@ export class Snapshotter implements SnapshotLayout {
           await rm(staging, { recursive: true, force: true });
           throw err;
         }
+        const mounted = remoteLayer ? await this.mountRemote(key, remoteLayer, id) : false;
         try {
-          const created = this.store.create(kind, key, parent, labels, id);
+          const finalLabels = mounted ? { ...labels, [REMOTE_SNAPSHOT]: 'remote' } : labels;
+          const created = this.store.create(kind, key, parent, finalLabels, id, mounted ? remoteLayer : undefined);
           return buildMounts(kind, created.id, this.store.parentIds(key), this, this.overlay);
         } catch (err) {
+          if (mounted) await this.unmountRemote(id);
           await this.removeDirectory(path);
           throw err;
         }
@@ -187,6 +261,58 @@ export class Snapshotter implements SnapshotLayout {
         this.inFlight.delete(id);
       }
     });
+    if (request?.protocol === 'target-ref' && request.target !== undefined && this.store.get(key)?.remote) {
+      await this.commitRemoteTarget(key, request.target);
+    }
+    return mounts;
+  }
+
+  /**
+   * target-ref protocol: commit the lazily mounted layer under the target
+   * name with the label containerd's Walk looks for, and answer
+   * AlreadyExists, which tells containerd the layer needs no unpacking.
+   */
+  private async commitRemoteTarget(key: string, target: string): Promise<never> {
+    try {
+      await this.commit(target, key, { [TARGET_SNAPSHOT_REF]: target });
+    } catch (err) {
+      // Lost a race with another Prepare of the same layer: theirs serves as well.
+      await this.remove(key).catch((removeErr: unknown) => this.logger.warn({ err: removeErr, key }, 'failed to remove duplicate remote snapshot'));
+      if (!(err instanceof AlreadyExistsError)) throw err;
+    }
+    throw new AlreadyExistsError(`target snapshot ${target}: already exists (served remotely)`);
+  }
+
+  /** A verified remote layer for the request, or undefined to fall back to an ordinary snapshot. */
+  private async resolveRemote(key: string, request: RemoteRequest): Promise<RemoteLayerRef | undefined> {
+    try {
+      const layer = await (this.remote as RemoteMounter).resolve(request);
+      if (!layer) this.logger.info({ key, ref: request.ref, layer: request.layerDigest }, 'layer cannot be served remotely; it will be downloaded');
+      return layer;
+    } catch (err) {
+      this.logger.warn({ err, key, ref: request.ref, layer: request.layerDigest }, 'remote layer check failed; the layer will be downloaded');
+      return undefined;
+    }
+  }
+
+  private async mountRemote(key: string, layer: RemoteLayerRef, id: number): Promise<boolean> {
+    try {
+      await (this.remote as RemoteMounter).mount(layer, this.upperPath(id));
+      return true;
+    } catch (err) {
+      this.logger.warn({ err, key, ref: layer.ref, layer: layer.digest }, 'mounting the remote layer failed; the layer will be downloaded');
+      await this.unmountRemote(id);
+      return false;
+    }
+  }
+
+  /** Never throws: the metadata is already decided; a mount left behind is removed by Cleanup or the next start. */
+  private async unmountRemote(id: number): Promise<void> {
+    try {
+      await this.remote?.unmount(this.upperPath(id));
+    } catch (err) {
+      this.logger.error({ err, path: this.upperPath(id) }, 'failed to unmount remote layer; Cleanup will retry');
+    }
   }
 
   /** A new snapshot directory in the staging area: fs/ (owned like the parent's) and, for active snapshots, work/. */
