@@ -1,1 +1,1 @@
-export { loadConfig, parseConfig, ConfigError, DEFAULT_CONFIG, DEFAULT_CONFIG_PATH, LOG_LEVELS, type LazysnapConfig, type LogLevel } from './config.js';
+export { loadConfig, parseConfig, ConfigError, DEFAULT_CONFIG, DEFAULT_CONFIG_PATH, LOG_LEVELS, type LazysnapConfig, type LogLevel, type RemoteConfig, type RegistryConfig, type ConfigOverrides } from './config.js';

@@ -28,4 +28,19 @@ describe('config', () => {
     assert.throws(() => parseConfig('log_level = "loud"'), /log_level must be one of/);
     assert.throws(() => parseConfig('root = '), /invalid TOML/);
   });
+
+  it('merges [remote] and [registry] tables over their defaults', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lazysnap-config-'));
+    const path = join(dir, 'config.toml');
+    writeFileSync(path, '[remote]\nfetch_timeout_seconds = 5\nallow_unverified = true\n[registry]\ninsecure_hosts = ["reg.local:5000"]\n');
+    const config = await loadConfig(path, {});
+    assert.equal(config.remote.fetchTimeoutSeconds, 5);
+    assert.equal(config.remote.allowUnverified, true);
+    assert.equal(config.remote.prefetch, DEFAULT_CONFIG.remote.prefetch);
+    assert.deepEqual(config.registry.insecureHosts, ['reg.local:5000']);
+    assert.equal(config.registry.platform, 'linux/amd64');
+    assert.throws(() => parseConfig('[remote]\nprefech = true'), /unknown key \[remote\] "prefech"/);
+    assert.throws(() => parseConfig('[remote]\nfetch_timeout_seconds = -1'), /must be a positive number/);
+    assert.throws(() => parseConfig('remote = 3'), /\[remote\] must be a table/);
+  });
 });
