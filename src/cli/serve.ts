@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { loadConfig, type LazysnapConfig } from '../config/index.js';
+import { ChunkCache } from '../layer/index.js';
+import { DockerConfigCredentials, RegistryClient } from '../registry/index.js';
+import { EstargzMounter } from '../snapshotter/remote/estargz-mounter.js';
 import {
   MetadataStore,
   Snapshotter,
@@ -62,30 +65,77 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger): Promi
   // Refuse early when another daemon serves the socket, before touching its root.
   await prepareSocketPath(config.address);
   await mkdir(config.root, { recursive: true, mode: 0o700 });
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'lazysnap_' });
-  const metrics = new SnapshotterMetrics(registry);
+  const metricsRegistry = new Registry();
+  collectDefaultMetrics({ register: metricsRegistry, prefix: 'lazysnap_' });
+  const metrics = new SnapshotterMetrics(metricsRegistry);
   const store = MetadataStore.open(join(config.root, 'metadata.lmdb'), (op, seconds) => metrics.observeLockHold(op, seconds));
+  const remote = config.remote.enabled ? await createRemoteMounter(config, logger, metricsRegistry) : undefined;
   const snapshotter = await Snapshotter.open({
     root: config.root,
     store,
     logger: logger.child({ component: 'snapshotter' }),
     overlay: await detectOverlayFeatures(),
+    ...(remote ? { remote: remote.mounter } : {}),
   });
   const server = new SnapshotsServer(createSnapshotsService(snapshotter, logger.child({ component: 'grpc' }), metrics));
   try {
     await server.listen(config.address);
   } catch (err) {
+    await remote?.close();
     await store.close();
     throw err;
   }
-  const metricsServer = config.metricsAddress ? await serveMetrics(config.metricsAddress, registry) : undefined;
+  const metricsServer = config.metricsAddress ? await serveMetrics(config.metricsAddress, metricsRegistry) : undefined;
   logger.info({ address: config.address, root: config.root, metrics: config.metricsAddress || undefined }, 'lazysnap snapshotter serving');
   return {
     async stop() {
       await server.shutdown();
       if (metricsServer) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      await remote?.close();
       await store.close();
+    },
+  };
+}
+
+interface RemoteParts {
+  mounter: EstargzMounter;
+  close(): Promise<void>;
+}
+
+/** Registry client, chunk cache and the eStargz mounter, all rooted in config.root. */
+async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metrics: Registry): Promise<RemoteParts> {
+  const log = logger.child({ component: 'remote' });
+  const registry = new RegistryClient({
+    platform: config.registry.platform,
+    insecureHosts: config.registry.insecureHosts,
+    credentials: new DockerConfigCredentials({ onWarning: (message: string) => log.warn(message) }),
+    logger: log,
+  });
+  const cacheDir = join(config.root, 'cache');
+  await mkdir(cacheDir, { recursive: true, mode: 0o700 });
+  const cache = await ChunkCache.open({
+    memoryBytes: config.remote.memoryCacheMiB * 1024 * 1024,
+    diskDir: join(cacheDir, 'chunks'),
+    diskBytes: config.remote.diskCacheMiB * 1024 * 1024,
+    logger: log,
+  });
+  const mounter = new EstargzMounter({
+    registry,
+    cache,
+    tocCacheDir: join(cacheDir, 'tocs'),
+    logger: log,
+    metrics,
+    allowUnverified: config.remote.allowUnverified,
+    fetchTimeoutMs: config.remote.fetchTimeoutSeconds * 1000,
+    prefetch: config.remote.prefetch,
+    backgroundFetch: config.remote.backgroundFetch,
+    backgroundFetchConcurrency: config.remote.backgroundFetchConcurrency,
+  });
+  return {
+    mounter,
+    async close() {
+      await mounter.close();
+      await registry.close();
     },
   };
 }

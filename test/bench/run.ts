@@ -2,10 +2,12 @@
 // to bench-results/. Select some with: npm run bench -- snapshotter
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { benchLazyLayer } from './lazy-layer.bench.js';
 import { benchSnapshotter } from './snapshotter.bench.js';
 
 const BENCHES: Record<string, () => Promise<{ text: string }>> = {
   snapshotter: benchSnapshotter,
+  'lazy-layer': benchLazyLayer,
 };
 
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(BENCHES);

@@ -1,0 +1,295 @@
+/**
+ * A lazily fetched eStargz layer: what a FUSE mount serves. Opening it reads and
+ * verifies the TOC (or takes it from the TOC cache); reads fetch, verify and
+ * cache only the chunks they touch. prefetch() pulls the prioritized part in one
+ * request, startBackgroundFetch() the rest, so that eventually the layer needs
+ * no network at all.
+ */
+import { chunksForRange, type FileChunk, type Landmark, type TocIndex, type TocLimits } from '../estargz/index.js';
+import type { FsNode, LayerContent } from '../fuse/types.js';
+import { runBackgroundFetch, type BackgroundFetchResult } from './background-fetch.js';
+import type { ChunkCache } from './chunk-cache.js';
+import { ChunkLoader, type LoaderCounters } from './chunk-loader.js';
+import { InvalidReadError, LayerUnavailableError, UnverifiedLayerError } from './errors.js';
+import type { BlobFetcher } from './fetcher.js';
+import { FsTree } from './fs-tree.js';
+import { silentLogger, type Logger } from './logger.js';
+import { prefetchLandmarkRange, type PrefetchResult } from './prefetch.js';
+import { DEFAULT_TAIL_SIZE, loadToc, resolveTocLimits } from './toc-loader.js';
+
+export interface RemoteLayerOptions {
+  /** Image reference the blob is fetched through (for logs and errors). */
+  ref: string;
+  /** Digest of the layer blob. */
+  digest: string;
+  /** Blob size from the manifest; when absent the fetcher is asked (a HEAD). */
+  size?: number | undefined;
+  /** The manifest's `containerd.io/snapshot/stargz/toc.digest` annotation. */
+  expectedTocDigest?: string | undefined;
+  /** Open without a TOC digest (the TOC then vouches for itself). Default false. */
+  allowUnverified?: boolean | undefined;
+  fetcher: BlobFetcher;
+  cache: ChunkCache;
+  logger?: Logger | undefined;
+  /** Where verified TOCs are kept, so a cached layer reopens without the registry. */
+  tocCacheDir?: string | undefined;
+  /** Deadline of every network request (default 30 s). */
+  fetchTimeoutMs?: number | undefined;
+  /** First read at open: this many bytes from the blob's end (default 512 KiB). */
+  tailSize?: number | undefined;
+  /** Largest coalesced request for a foreground read (default 16 MiB). */
+  maxRangeBytes?: number | undefined;
+  /** Requests the background fetch keeps in flight (default 2). */
+  backgroundFetchConcurrency?: number | undefined;
+  /** Size of one background request (default 4 MiB). */
+  backgroundRangeBytes?: number | undefined;
+  /** Start prefetch() as part of open (not awaited). Default false: the caller decides when. */
+  prefetch?: boolean | undefined;
+  tocLimits?: Partial<TocLimits> | undefined;
+  /** Refuse TOCs with digest-less chunks (default true): such chunks cannot be verified. */
+  requireChunkDigests?: boolean | undefined;
+}
+
+export interface LayerStats extends LoaderCounters {
+  /** Read calls answered (successfully). */
+  reads: number;
+  /** File bytes returned by reads. */
+  bytesRead: number;
+  readErrors: number;
+  openedFrom: 'network' | 'toc-cache';
+  openMs: number;
+  /** Range requests made while opening (footer and TOC). */
+  openRequests: number;
+}
+
+export const DEFAULT_FETCH_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_RANGE_BYTES = 16 * 1024 * 1024;
+const DEFAULT_BACKGROUND_RANGE_BYTES = 4 * 1024 * 1024;
+const DEFAULT_BACKGROUND_CONCURRENCY = 2;
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
+export class RemoteLayer implements LayerContent {
+  readonly ref: string;
+  readonly digest: string;
+  readonly index: TocIndex;
+  readonly root: FsNode;
+  readonly totalSize: number;
+  private readonly tree: FsTree;
+  private readonly loader: ChunkLoader;
+  private readonly counters: LoaderCounters;
+  private readonly logger: Logger;
+  private readonly abort: AbortController;
+  private readonly backgroundConcurrency: number;
+  private readonly backgroundRangeBytes: number;
+  private readonly readStats = { reads: 0, bytesRead: 0, readErrors: 0 };
+  private readonly openInfo: { openedFrom: 'network' | 'toc-cache'; openMs: number; openRequests: number };
+  private foreground = 0;
+  private idleWaiters: Array<() => void> = [];
+  private prefetching: Promise<PrefetchResult> | undefined;
+  private background: Promise<BackgroundFetchResult> | undefined;
+  private closed = false;
+
+  /** @internal use openRemoteLayer */
+  constructor(init: {
+    options: RemoteLayerOptions; index: TocIndex; loader: ChunkLoader; counters: LoaderCounters; logger: Logger; abort: AbortController;
+    openInfo: { openedFrom: 'network' | 'toc-cache'; openMs: number; openRequests: number };
+  }) {
+    this.ref = init.options.ref;
+    this.digest = init.options.digest;
+    this.index = init.index;
+    this.tree = FsTree.fromIndex(init.index);
+    this.root = this.tree.root;
+    this.totalSize = this.tree.totalSize;
+    this.loader = init.loader;
+    this.counters = init.counters;
+    this.logger = init.logger;
+    this.abort = init.abort;
+    this.openInfo = init.openInfo;
+    this.backgroundConcurrency = positive('backgroundFetchConcurrency', init.options.backgroundFetchConcurrency, DEFAULT_BACKGROUND_CONCURRENCY);
+    this.backgroundRangeBytes = positive('backgroundRangeBytes', init.options.backgroundRangeBytes, DEFAULT_BACKGROUND_RANGE_BYTES);
+  }
+
+  get tocDigest(): string {
+    return this.index.tocDigest;
+  }
+
+  get landmark(): Landmark | undefined {
+    return this.index.landmark;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  lookup(path: string): FsNode | undefined {
+    return this.tree.lookup(path);
+  }
+
+  /** Up to `length` bytes of a regular file from `offset` (fewer at end of file), verified. */
+  async read(node: FsNode, offset: number, length: number): Promise<Buffer> {
+    if (this.closed) throw new LayerUnavailableError('layer is closed', { ref: this.ref, digest: this.digest });
+    const toc = this.tree.tocNodeOf(node);
+    if (toc === undefined || node.type !== 'reg') throw new InvalidReadError(`read of a node that is not a regular file of layer ${this.digest}`);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+      throw new InvalidReadError(`invalid read range offset=${offset} length=${length}`);
+    }
+    const end = Math.min(toc.size, offset + length);
+    if (offset >= end) return Buffer.alloc(0);
+    const chunks = chunksForRange(toc, offset, end - offset);
+    this.foreground++;
+    let pieces: Buffer[];
+    try {
+      pieces = await this.loader.load(chunks);
+    } catch (err) {
+      this.readStats.readErrors++;
+      throw err;
+    } finally {
+      this.foreground--;
+      if (this.foreground === 0) this.wakeIdle();
+    }
+    const out = Buffer.allocUnsafe(end - offset);
+    chunks.forEach((chunk, i) => {
+      const from = Math.max(offset, chunk.chunkOffset);
+      const to = Math.min(end, chunk.chunkOffset + chunk.chunkSize);
+      pieces[i]!.copy(out, from - offset, from - chunk.chunkOffset, to - chunk.chunkOffset);
+    });
+    this.readStats.reads++;
+    this.readStats.bytesRead += out.length;
+    return out;
+  }
+
+  /**
+   * Fetches the prioritized range ([0, prefetchEnd) of a blob with a prefetch
+   * landmark) in one request and caches its chunks. Idempotent: later calls share
+   * the first one's result. Resolves at once for blobs without that landmark.
+   */
+  prefetch(): Promise<PrefetchResult> {
+    if (this.closed) return Promise.reject(new LayerUnavailableError('layer is closed', { ref: this.ref, digest: this.digest }));
+    this.prefetching ??= prefetchLandmarkRange(this.index, this.loader).then((result) => {
+      if (result.fetchedChunks > 0) this.logger.debug({ ...result }, 'prefetched prioritized files');
+      return result;
+    });
+    return this.prefetching;
+  }
+
+  /**
+   * Starts fetching every uncached chunk in the background (idempotent); the
+   * promise settles when that is over (never rejects). Waits for a prefetch under
+   * way first, since that already covers the head of the blob.
+   */
+  startBackgroundFetch(): Promise<BackgroundFetchResult> {
+    this.background ??= (async () => {
+      await this.prefetching?.catch(() => {});
+      return runBackgroundFetch({
+        chunks: this.index.allChunks(),
+        loader: this.loader,
+        concurrency: this.backgroundConcurrency,
+        rangeBytes: this.backgroundRangeBytes,
+        waitForForeground: () => this.waitForIdle(),
+        signal: this.abort.signal,
+        logger: this.logger,
+      });
+    })();
+    return this.background;
+  }
+
+  /** True when every chunk is in the cache: reads then need no network. */
+  isFullyCached(): boolean {
+    return this.index.allChunks().every((chunk: FileChunk) => this.loader.isCached(chunk));
+  }
+
+  stats(): LayerStats {
+    return { ...this.counters, ...this.readStats, ...this.openInfo };
+  }
+
+  /**
+   * Stops background work, aborts requests in flight (their readers are rejected)
+   * and refuses further reads. Cached chunks stay cached for other layers and
+   * later opens.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.abort.abort(new LayerUnavailableError('layer closed', { ref: this.ref, digest: this.digest }));
+    this.wakeIdle();
+    await this.background;
+    await this.prefetching?.catch(() => {});
+  }
+
+  /** Resolves when no foreground read is in flight (or the layer closed). */
+  private waitForIdle(): Promise<void> {
+    if (this.foreground === 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+/**
+ * Opens a layer: the verified TOC (from the TOC cache, else at most two range
+ * requests), its file tree, and the machinery for verified lazy reads. Fails with
+ * UnverifiedLayerError when there is no TOC digest and allowUnverified is off,
+ * with the estargz module's InvalidTocError / TocDigestMismatchError when the
+ * blob's TOC is unusable or not the promised one, with LayerFetchError when the
+ * registry does not answer in time.
+ */
+export async function openRemoteLayer(options: RemoteLayerOptions): Promise<RemoteLayer> {
+  const started = performance.now();
+  const { ref, digest } = options;
+  const logger = options.logger ?? silentLogger;
+  const expected = options.expectedTocDigest === '' ? undefined : options.expectedTocDigest;
+  if (expected === undefined && options.allowUnverified !== true) {
+    throw new UnverifiedLayerError('no TOC digest to verify the layer against, and unverified layers are not allowed', { ref, digest });
+  }
+  const timeoutMs = positive('fetchTimeoutMs', options.fetchTimeoutMs, DEFAULT_FETCH_TIMEOUT_MS);
+  const counters: LoaderCounters = { bytesFetched: 0, requests: 0, fetchErrors: 0, chunksFetched: 0, memoryHits: 0, diskHits: 0, verificationFailures: 0 };
+  const abort = new AbortController();
+  const loaded = await loadToc({
+    ref,
+    digest,
+    size: options.size,
+    expectedTocDigest: expected,
+    fetcher: options.fetcher,
+    tocCacheDir: options.tocCacheDir,
+    timeoutMs,
+    tailSize: positive('tailSize', options.tailSize, DEFAULT_TAIL_SIZE),
+    limits: resolveTocLimits(options.tocLimits),
+    requireChunkDigests: options.requireChunkDigests ?? true,
+    signal: abort.signal,
+    logger,
+    counters,
+  });
+  const loader = new ChunkLoader({
+    ref,
+    digest,
+    fetcher: options.fetcher,
+    cache: options.cache,
+    logger,
+    timeoutMs,
+    maxRangeBytes: positive('maxRangeBytes', options.maxRangeBytes, DEFAULT_MAX_RANGE_BYTES),
+    signal: abort.signal,
+    counters,
+  });
+  const openMs = performance.now() - started;
+  const layer = new RemoteLayer({
+    options, index: loaded.index, loader, counters, logger, abort,
+    openInfo: { openedFrom: loaded.source, openMs, openRequests: loaded.rangeRequests },
+  });
+  logger.info(
+    { ref, digest, tocDigest: loaded.index.tocDigest, verified: expected !== undefined, from: loaded.source, entries: loaded.index.entryCount, landmark: loaded.index.landmark ?? 'none', ms: Math.round(openMs) },
+    'layer opened',
+  );
+  if (options.prefetch === true) {
+    layer.prefetch().catch((err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'prefetch failed; files will be fetched on first read'));
+  }
+  return layer;
+}

@@ -1,0 +1,162 @@
+/**
+ * Getting a layer's verified TOC: from the TOC cache when we have seen this TOC
+ * before (no network at all, so a fully cached layer opens with the registry
+ * down), else from the blob with at most two range requests: one tail read big
+ * enough to usually hold footer and TOC, and one more for the TOC's head when the
+ * TOC starts before the tail.
+ *
+ * TOC cache files are `<dir>/<alg>/<hex>` (the TOC digest): one header line of
+ * JSON with what the TOC digest does not cover (the TOC's offset in its blob,
+ * which blob), then the TOC JSON bytes exactly as fetched. The JSON is re-hashed
+ * on every load, so a damaged file is ignored (and replaced) rather than trusted.
+ */
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import {
+  DEFAULT_TOC_LIMITS, ESTARGZ_FOOTER_SIZE, InvalidTocError, extractTocJson, parseFooter, parseTocIndex,
+  type TocIndex, type TocLimits,
+} from '../estargz/index.js';
+import { parseChunkDigest } from './disk-cache.js';
+import { fetchWithDeadline, withDeadline, type BlobFetcher } from './fetcher.js';
+import { LayerUnavailableError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { LoaderCounters } from './chunk-loader.js';
+
+export const DEFAULT_TAIL_SIZE = 512 * 1024;
+
+export interface TocLoadOptions {
+  ref: string;
+  digest: string;
+  /** Blob size, when the manifest told us; else asked of the fetcher. */
+  size: number | undefined;
+  expectedTocDigest: string | undefined;
+  fetcher: BlobFetcher;
+  tocCacheDir: string | undefined;
+  timeoutMs: number;
+  tailSize: number;
+  limits: TocLimits;
+  requireChunkDigests: boolean;
+  signal: AbortSignal;
+  logger: Logger;
+  counters: LoaderCounters;
+}
+
+export interface LoadedToc {
+  index: TocIndex;
+  source: 'network' | 'toc-cache';
+  /** Range requests made (0 when the TOC came from the cache). */
+  rangeRequests: number;
+}
+
+interface CachedTocHeader {
+  version: 1;
+  layerDigest: string;
+  tocOffset: number;
+}
+
+function tocCachePath(dir: string, tocDigest: string): string | undefined {
+  const parsed = parseChunkDigest(tocDigest);
+  return parsed === undefined ? undefined : join(dir, parsed.algorithm, parsed.hex);
+}
+
+/** The cached TOC, or undefined when absent, for another blob, or damaged. */
+async function readCachedToc(options: TocLoadOptions): Promise<TocIndex | undefined> {
+  const { tocCacheDir, expectedTocDigest } = options;
+  if (tocCacheDir === undefined || expectedTocDigest === undefined) return undefined;
+  const path = tocCachePath(tocCacheDir, expectedTocDigest);
+  if (path === undefined) return undefined;
+  let file: Buffer;
+  try {
+    file = await readFile(path);
+  } catch {
+    return undefined;
+  }
+  const newline = file.indexOf(0x0a);
+  try {
+    if (newline < 0) throw new Error('no header line');
+    const header = JSON.parse(file.subarray(0, newline).toString('utf8')) as Partial<CachedTocHeader>;
+    if (header.version !== 1 || typeof header.tocOffset !== 'number') throw new Error('unknown header');
+    // Two blobs with one TOC would be odd; their TOC offsets could still differ, and that offset bounds the last chunk.
+    if (header.layerDigest !== options.digest) return undefined;
+    const json = file.subarray(newline + 1);
+    const parsed = parseChunkDigest(expectedTocDigest)!;
+    if (createHash(parsed.algorithm).update(json).digest('hex') !== parsed.hex) throw new Error('content does not match its digest');
+    return parseTocIndex(json, { expectedTocDigest, tocOffset: header.tocOffset, limits: options.limits, requireChunkDigests: options.requireChunkDigests });
+  } catch (err) {
+    options.logger.warn({ path, err: err instanceof Error ? err.message : String(err) }, 'cached TOC unusable; fetching it again');
+    await unlink(path).catch(() => {});
+    return undefined;
+  }
+}
+
+async function saveToc(options: TocLoadOptions, tocDigest: string, tocOffset: number, json: Buffer): Promise<void> {
+  if (options.tocCacheDir === undefined) return;
+  const path = tocCachePath(options.tocCacheDir, tocDigest);
+  if (path === undefined) return;
+  const temp = `${path}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  const header: CachedTocHeader = { version: 1, layerDigest: options.digest, tocOffset };
+  try {
+    await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+    await writeFile(temp, Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), json]), { flag: 'wx', mode: 0o600 });
+    await rename(temp, path);
+  } catch (err) {
+    await unlink(temp).catch(() => {});
+    options.logger.warn({ err, path }, 'cannot save TOC to the TOC cache; the next open will fetch it again');
+  }
+}
+
+export async function loadToc(options: TocLoadOptions): Promise<LoadedToc> {
+  const cached = await readCachedToc(options);
+  if (cached !== undefined) return { index: cached, source: 'toc-cache', rangeRequests: 0 };
+
+  const { ref, digest, fetcher, counters, limits } = options;
+  const deadline = { ref, digest, timeoutMs: options.timeoutMs, signal: options.signal };
+  let rangeRequests = 0;
+  const fetch = async (offset: number, length: number): Promise<Buffer> => {
+    rangeRequests++;
+    try {
+      const data = await fetchWithDeadline(fetcher, offset, length, deadline);
+      counters.requests++;
+      counters.bytesFetched += data.length;
+      return data;
+    } catch (err) {
+      counters.fetchErrors++;
+      throw err;
+    }
+  };
+
+  let size = options.size;
+  if (size === undefined) {
+    const sizeOf = fetcher.size;
+    if (sizeOf === undefined) throw new LayerUnavailableError('blob size unknown and the fetcher cannot tell it', { ref, digest });
+    size = await withDeadline(sizeOf, { ref, digest, offset: 0, length: 0, label: 'blob size lookup' }, deadline);
+  }
+  if (!Number.isSafeInteger(size) || size <= 0) throw new LayerUnavailableError(`blob size ${size} is not usable`, { ref, digest });
+
+  const tailLength = Math.min(size, Math.max(ESTARGZ_FOOTER_SIZE, options.tailSize));
+  const tailStart = size - tailLength;
+  const tail = await fetch(tailStart, tailLength);
+  const footer = parseFooter(tail);
+  const tocEnd = size - footer.footerSize;
+  if (footer.tocOffset >= tocEnd) throw new InvalidTocError('toc-offset-out-of-range', `TOC offset ${footer.tocOffset} is not inside the ${size}-byte blob`);
+  if (tocEnd - footer.tocOffset > limits.maxTocCompressedBytes) {
+    throw new InvalidTocError('toc-too-large', `compressed TOC of ${tocEnd - footer.tocOffset} bytes exceeds ${limits.maxTocCompressedBytes}`);
+  }
+  // Only the part of the TOC the tail missed is fetched the second time.
+  const member = footer.tocOffset >= tailStart
+    ? tail.subarray(footer.tocOffset - tailStart, tocEnd - tailStart)
+    : Buffer.concat([await fetch(footer.tocOffset, tailStart - footer.tocOffset), tail.subarray(0, tocEnd - tailStart)]);
+  const { json } = await extractTocJson(member, limits.maxTocJsonBytes);
+  // parseTocIndex checks the expected digest before trusting anything in the JSON.
+  const index = parseTocIndex(json, {
+    expectedTocDigest: options.expectedTocDigest, tocOffset: footer.tocOffset, limits, requireChunkDigests: options.requireChunkDigests,
+  });
+  // Only a TOC checked against a digest someone vouched for is worth keeping.
+  if (options.expectedTocDigest !== undefined) await saveToc(options, options.expectedTocDigest, footer.tocOffset, json);
+  return { index, source: 'network', rangeRequests };
+}
+
+export function resolveTocLimits(overrides: Partial<TocLimits> | undefined): TocLimits {
+  return { ...DEFAULT_TOC_LIMITS, ...overrides };
+}

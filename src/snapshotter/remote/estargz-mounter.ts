@@ -1,0 +1,143 @@
+/**
+ * The RemoteMounter over eStargz: resolves a layer's TOC digest, opens the
+ * layer once per digest (footer and TOC fetched and verified once, however
+ * many Prepares race for it), and mounts it read-only over FUSE wherever a
+ * snapshot needs it. Chunks are shared through one cache for all layers.
+ */
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import { cleanupStaleMounts, isMounted, mountLayer, type MountedLayer } from '../../fuse/index.js';
+import { openRemoteLayer, registryFetcher, type ChunkCache, type RemoteLayer } from '../../layer/index.js';
+import type { RegistryClient } from '../../registry/index.js';
+import { SingleFlight } from '../../sync/index.js';
+import type { RemoteLayerRef } from '../metadata-store.js';
+import type { RemoteMounter } from './remote-mounter.js';
+import type { RemoteRequest } from './remote-request.js';
+import { TocDigestResolver } from './toc-digest-resolver.js';
+
+export interface EstargzMounterOptions {
+  registry: RegistryClient;
+  cache: ChunkCache;
+  /** Verified TOCs are kept here so a restart needs no registry for cached layers. */
+  tocCacheDir: string;
+  logger: Logger;
+  metrics: Registry;
+  allowUnverified: boolean;
+  fetchTimeoutMs: number;
+  prefetch: boolean;
+  backgroundFetch: boolean;
+  backgroundFetchConcurrency: number;
+}
+
+interface OpenLayer {
+  layer: RemoteLayer;
+  mounts: number;
+}
+
+export class EstargzMounter implements RemoteMounter {
+  private readonly tocDigests: TocDigestResolver;
+  private readonly opening = new SingleFlight<OpenLayer>();
+  private readonly layers = new Map<string, OpenLayer>();
+  private readonly mounted = new Map<string, { digest: string; mount: MountedLayer }>();
+  private readonly layerOpens: Counter<'outcome'>;
+
+  constructor(private readonly options: EstargzMounterOptions) {
+    this.tocDigests = new TocDigestResolver(options.registry);
+    this.layerOpens = new Counter({
+      name: 'lazysnap_remote_layer_opens_total',
+      help: 'Remote layers opened (footer and TOC read and verified), by outcome.',
+      labelNames: ['outcome'],
+      registers: [options.metrics],
+    });
+  }
+
+  async resolve(request: RemoteRequest): Promise<RemoteLayerRef | undefined> {
+    const { ref, layerDigest } = request;
+    let tocDigest = request.tocDigest;
+    let size: number | undefined;
+    if (!tocDigest) {
+      const found = await this.tocDigests.lookup(ref, layerDigest, request.manifestDigest);
+      tocDigest = found.tocDigest;
+      size = found.size;
+    }
+    if (!tocDigest && !this.options.allowUnverified) return undefined;
+    const layerRef: RemoteLayerRef = { ref, digest: layerDigest, tocDigest: tocDigest ?? '', ...(size !== undefined ? { size } : {}) };
+    // Opening verifies the TOC: a layer that is not eStargz, or whose TOC lies, is not remote.
+    await this.open(layerRef);
+    return layerRef;
+  }
+
+  async mount(layerRef: RemoteLayerRef, mountpoint: string): Promise<void> {
+    const open = await this.open(layerRef);
+    const mount = await mountLayer(open.layer, mountpoint, { logger: this.options.logger, fsname: 'lazysnap', subtype: 'estargz' });
+    this.mounted.set(mountpoint, { digest: layerRef.digest, mount });
+    open.mounts++;
+    if (open.mounts === 1 && this.options.backgroundFetch) {
+      open.layer.startBackgroundFetch().then(
+        (result) => this.options.logger.debug({ layer: layerRef.digest, result }, 'background fetch finished'),
+        (err: unknown) => this.options.logger.warn({ err, layer: layerRef.digest }, 'background fetch stopped; chunks will be fetched on first read'),
+      );
+    }
+  }
+
+  async unmount(mountpoint: string): Promise<void> {
+    const entry = this.mounted.get(mountpoint);
+    if (!entry) {
+      if (await isMounted(mountpoint)) await cleanupStaleMounts(mountpoint, this.options.logger);
+      return;
+    }
+    await entry.mount.unmount();
+    this.mounted.delete(mountpoint);
+    const open = this.layers.get(entry.digest);
+    if (open && --open.mounts === 0) {
+      // Nothing serves this layer any more: free its memory; its chunks stay in the disk cache.
+      this.layers.delete(entry.digest);
+      await open.layer.close();
+    }
+  }
+
+  cleanupStale(dir: string): Promise<string[]> {
+    return cleanupStaleMounts(dir, this.options.logger);
+  }
+
+  async close(): Promise<void> {
+    for (const mountpoint of [...this.mounted.keys()]) {
+      await this.unmount(mountpoint).catch((err: unknown) => this.options.logger.error({ err, mountpoint }, 'unmount at shutdown failed'));
+    }
+    for (const open of this.layers.values()) await open.layer.close();
+    this.layers.clear();
+  }
+
+  private async open(layerRef: RemoteLayerRef): Promise<OpenLayer> {
+    const existing = this.layers.get(layerRef.digest);
+    if (existing) return existing;
+    return this.opening.do(layerRef.digest, async () => {
+      const { registry, logger } = this.options;
+      try {
+        const layer = await openRemoteLayer({
+          ref: layerRef.ref,
+          digest: layerRef.digest,
+          ...(layerRef.size !== undefined ? { size: layerRef.size } : {}),
+          expectedTocDigest: layerRef.tocDigest || undefined,
+          allowUnverified: this.options.allowUnverified,
+          fetcher: registryFetcher(registry, layerRef.ref, layerRef.digest),
+          cache: this.options.cache,
+          tocCacheDir: this.options.tocCacheDir,
+          fetchTimeoutMs: this.options.fetchTimeoutMs,
+          backgroundFetchConcurrency: this.options.backgroundFetchConcurrency,
+          logger: logger.child({ layer: layerRef.digest }),
+        });
+        if (this.options.prefetch) {
+          layer.prefetch().catch((err: unknown) => logger.warn({ err, layer: layerRef.digest }, 'prefetch failed; files will be fetched on first read'));
+        }
+        const open: OpenLayer = { layer, mounts: 0 };
+        this.layers.set(layerRef.digest, open);
+        this.layerOpens.inc({ outcome: 'ok' });
+        return open;
+      } catch (err) {
+        this.layerOpens.inc({ outcome: 'error' });
+        throw err;
+      }
+    });
+  }
+}
