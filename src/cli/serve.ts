@@ -121,6 +121,7 @@ async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metri
   });
   const mounter = new EstargzMounter({
     registry,
+    mountRoot: join(config.root, 'layers'),
     cache,
     tocCacheDir: join(cacheDir, 'tocs'),
     logger: log,

@@ -38,6 +38,8 @@ export class Snapshotter implements SnapshotLayout {
   private readonly overlay: OverlayFeatures;
   private readonly remote: RemoteMounter | undefined;
   private readonly locks = new KeyedMutex();
+  /** Where each remote snapshot's layer is mounted (shared by all snapshots of one layer), by id. */
+  private readonly remotePaths = new Map<number, string>();
   /** Remote snapshots whose layer could not be mounted again at start, by id. */
   private readonly unavailable = new Map<number, { key: string; reason: string }>();
   /** Ids whose directory is in place but whose metadata may not be yet: Cleanup must not touch them. */
@@ -77,9 +79,8 @@ export class Snapshotter implements SnapshotLayout {
    */
   private async restoreRemoteSnapshots(): Promise<void> {
     const remote = this.remote;
-    const snapshotsDir = join(this.root, 'snapshots');
     if (remote) {
-      const stale = await remote.cleanupStale(snapshotsDir);
+      const stale = await remote.cleanupStale();
       if (stale.length > 0) this.logger.info({ count: stale.length }, 'removed stale FUSE mounts of a previous run');
     }
     const remoteSnapshots = this.store.remoteSnapshots();
@@ -93,7 +94,7 @@ export class Snapshotter implements SnapshotLayout {
           return;
         }
         try {
-          await remote.mount(layer, this.upperPath(snapshot.id));
+          this.remotePaths.set(snapshot.id, await remote.acquire(layer));
         } catch (err) {
           this.markUnavailable(snapshot, (err as Error).message);
         }
@@ -107,8 +108,9 @@ export class Snapshotter implements SnapshotLayout {
     this.logger.error({ key: snapshot.info.name, layer: snapshot.remote?.digest, ref: snapshot.remote?.ref, reason }, 'remote snapshot could not be mounted again');
   }
 
+  /** A snapshot's contents: its own fs/ directory, or for a remote snapshot its layer's FUSE mount. */
   upperPath(id: number): string {
-    return join(this.root, 'snapshots', String(id), 'fs');
+    return this.remotePaths.get(id) ?? join(this.root, 'snapshots', String(id), 'fs');
   }
 
   workPath(id: number): string {
@@ -164,7 +166,7 @@ export class Snapshotter implements SnapshotLayout {
     requireKey(key);
     await this.locks.withLock(key, async () => {
       const removed = this.store.remove(key);
-      if (removed.remote) await this.unmountRemote(removed.id);
+      if (removed.remote) await this.releaseRemote(removed.id, removed.remote);
       this.unavailable.delete(removed.id);
       await this.removeDirectory(join(this.root, 'snapshots', String(removed.id)));
     });
@@ -204,8 +206,6 @@ export class Snapshotter implements SnapshotLayout {
       const id = Number(name);
       if (Number.isSafeInteger(id) && (known.has(id) || this.inFlight.has(id))) continue;
       const path = join(snapshotsDir, name);
-      // An orphan may still carry a FUSE mount (a crash between mount and metadata commit).
-      if (this.remote) await this.remote.cleanupStale(path);
       await this.removeDirectory(path);
       removed.push(path);
     }
@@ -253,7 +253,7 @@ export class Snapshotter implements SnapshotLayout {
           const created = this.store.create(kind, key, parent, finalLabels, id, mounted ? remoteLayer : undefined);
           return buildMounts(kind, created.id, this.store.parentIds(key), this, this.overlay);
         } catch (err) {
-          if (mounted) await this.unmountRemote(id);
+          if (mounted && remoteLayer) await this.releaseRemote(id, remoteLayer);
           await this.removeDirectory(path);
           throw err;
         }
@@ -295,23 +295,24 @@ export class Snapshotter implements SnapshotLayout {
     }
   }
 
+  /** Takes a reference on the layer's shared mount for snapshot id; false when it cannot be mounted. */
   private async mountRemote(key: string, layer: RemoteLayerRef, id: number): Promise<boolean> {
     try {
-      await (this.remote as RemoteMounter).mount(layer, this.upperPath(id));
+      this.remotePaths.set(id, await (this.remote as RemoteMounter).acquire(layer));
       return true;
     } catch (err) {
       this.logger.warn({ err, key, ref: layer.ref, layer: layer.digest }, 'mounting the remote layer failed; the layer will be downloaded');
-      await this.unmountRemote(id);
       return false;
     }
   }
 
-  /** Never throws: the metadata is already decided; a mount left behind is removed by Cleanup or the next start. */
-  private async unmountRemote(id: number): Promise<void> {
+  /** Never throws: the metadata is already decided; a mount left behind is removed at the next start. */
+  private async releaseRemote(id: number, layer: RemoteLayerRef): Promise<void> {
+    if (!this.remotePaths.delete(id)) return;
     try {
-      await this.remote?.unmount(this.upperPath(id));
+      await this.remote?.release(layer);
     } catch (err) {
-      this.logger.error({ err, path: this.upperPath(id) }, 'failed to unmount remote layer; Cleanup will retry');
+      this.logger.error({ err, layer: layer.digest }, 'failed to release remote layer mount');
     }
   }
 

@@ -4,6 +4,7 @@
 // right bytes from the lazily fetched layers.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startDaemon, type DaemonInstance } from '../harness/daemon.js';
 import { startContainerd, type ContainerdInstance } from '../harness/containerd.js';
@@ -95,6 +96,16 @@ describe('remote snapshots', () => {
     const targets = (await daemon.client.list([`labels."${TARGET_SNAPSHOT_REF}"`])).filter((i) => i.labels[REMOTE_SNAPSHOT]);
     assert.equal(targets.length, 3, 'each layer committed by lazysnap under its chain ID');
     const out = await containerd.ctr(['--namespace', 'k8s.io', 'run', '--rm', '--snapshotter', 'lazysnap', images.estargzRef, 'cri-read', ...checksumCommand(images.expected)]);
+    assert.deepEqual(assertChecksums(out, images.expected), []);
+  });
+
+  it('stargz-snapshotter\'s ctr-remote images rpull (stargz labels) pulls it with no layer downloaded', async () => {
+    const ns = 'ctr-remote';
+    execFileSync('ctr-remote', ['--address', containerd.socket, '--namespace', ns, 'images', 'rpull', '--plain-http', '--snapshotter', 'lazysnap', images.estargzRef], { stdio: 'pipe', timeout: 300_000 });
+    const layers = await layerDigests(images.estargzRef);
+    const content = await contentDigests(ns);
+    for (const digest of layers) assert.ok(!content.includes(digest), `ctr-remote downloaded layer ${digest}`);
+    const out = await containerd.ctr(['--namespace', ns, 'run', '--rm', '--snapshotter', 'lazysnap', images.estargzRef, 'rpull-read', ...checksumCommand(images.expected)]);
     assert.deepEqual(assertChecksums(out, images.expected), []);
   });
 

@@ -46,6 +46,7 @@ describe('restart of the daemon', () => {
     const before = fuseMounts(daemon.root).length;
     assert.equal(before, 3, 'one FUSE mount per remote layer');
 
+
     await daemon.kill();
     daemon = await startDaemon(join(work, 'lazysnap'));
     // Mounted again before the socket answered: startDaemon returned only once calls succeed.

@@ -9,7 +9,9 @@ import { Counter, type Registry } from 'prom-client';
 import { cleanupStaleMounts, isMounted, mountLayer, type MountedLayer } from '../../fuse/index.js';
 import { openRemoteLayer, registryFetcher, type ChunkCache, type RemoteLayer } from '../../layer/index.js';
 import type { RegistryClient } from '../../registry/index.js';
-import { SingleFlight } from '../../sync/index.js';
+import { KeyedMutex, SingleFlight } from '../../sync/index.js';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { RemoteLayerRef } from '../metadata-store.js';
 import type { RemoteMounter } from './remote-mounter.js';
 import type { RemoteRequest } from './remote-request.js';
@@ -17,6 +19,8 @@ import { TocDigestResolver } from './toc-digest-resolver.js';
 
 export interface EstargzMounterOptions {
   registry: RegistryClient;
+  /** Each layer is mounted at <mountRoot>/<digest hex>. */
+  mountRoot: string;
   cache: ChunkCache;
   /** Verified TOCs are kept here so a restart needs no registry for cached layers. */
   tocCacheDir: string;
@@ -31,14 +35,19 @@ export interface EstargzMounterOptions {
 
 interface OpenLayer {
   layer: RemoteLayer;
-  mounts: number;
+}
+
+interface LayerMount {
+  mount: MountedLayer;
+  references: number;
 }
 
 export class EstargzMounter implements RemoteMounter {
   private readonly tocDigests: TocDigestResolver;
   private readonly opening = new SingleFlight<OpenLayer>();
   private readonly layers = new Map<string, OpenLayer>();
-  private readonly mounted = new Map<string, { digest: string; mount: MountedLayer }>();
+  private readonly mounted = new Map<string, LayerMount>();
+  private readonly unmounting = new KeyedMutex();
   private readonly layerOpens: Counter<'outcome'>;
 
   constructor(private readonly options: EstargzMounterOptions) {
@@ -67,42 +76,61 @@ export class EstargzMounter implements RemoteMounter {
     return layerRef;
   }
 
-  async mount(layerRef: RemoteLayerRef, mountpoint: string): Promise<void> {
+  async acquire(layerRef: RemoteLayerRef): Promise<string> {
+    const mountpoint = this.mountpointOf(layerRef);
+    // Serialized with release() per layer, so a last release and a new acquire cannot interleave.
+    return this.unmounting.withLock(layerRef.digest, async () => {
+      let entry = this.mounted.get(layerRef.digest);
+      if (!entry) {
+        entry = await this.mountLayer(layerRef, mountpoint);
+        this.mounted.set(layerRef.digest, entry);
+      }
+      entry.references++;
+      return mountpoint;
+    });
+  }
+
+  async release(layerRef: RemoteLayerRef): Promise<void> {
+    await this.unmounting.withLock(layerRef.digest, async () => {
+      const entry = this.mounted.get(layerRef.digest);
+      if (!entry || --entry.references > 0) return;
+      this.mounted.delete(layerRef.digest);
+      await entry.mount.unmount();
+      const open = this.layers.get(layerRef.digest);
+      if (open) {
+        // Nothing serves this layer any more: free its memory; its chunks stay in the disk cache.
+        this.layers.delete(layerRef.digest);
+        await open.layer.close();
+      }
+    });
+  }
+
+  cleanupStale(): Promise<string[]> {
+    return cleanupStaleMounts(this.options.mountRoot, this.options.logger);
+  }
+
+  private mountpointOf(layerRef: RemoteLayerRef): string {
+    return join(this.options.mountRoot, layerRef.digest.replace(/^sha256:/, ''));
+  }
+
+  private async mountLayer(layerRef: RemoteLayerRef, mountpoint: string): Promise<LayerMount> {
     const open = await this.open(layerRef);
+    await mkdir(mountpoint, { recursive: true, mode: 0o755 });
+    if (await isMounted(mountpoint)) await cleanupStaleMounts(mountpoint, this.options.logger);
     const mount = await mountLayer(open.layer, mountpoint, { logger: this.options.logger, fsname: 'lazysnap', subtype: 'estargz' });
-    this.mounted.set(mountpoint, { digest: layerRef.digest, mount });
-    open.mounts++;
-    if (open.mounts === 1 && this.options.backgroundFetch) {
+    if (this.options.backgroundFetch) {
       open.layer.startBackgroundFetch().then(
         (result) => this.options.logger.debug({ layer: layerRef.digest, result }, 'background fetch finished'),
         (err: unknown) => this.options.logger.warn({ err, layer: layerRef.digest }, 'background fetch stopped; chunks will be fetched on first read'),
       );
     }
-  }
-
-  async unmount(mountpoint: string): Promise<void> {
-    const entry = this.mounted.get(mountpoint);
-    if (!entry) {
-      if (await isMounted(mountpoint)) await cleanupStaleMounts(mountpoint, this.options.logger);
-      return;
-    }
-    await entry.mount.unmount();
-    this.mounted.delete(mountpoint);
-    const open = this.layers.get(entry.digest);
-    if (open && --open.mounts === 0) {
-      // Nothing serves this layer any more: free its memory; its chunks stay in the disk cache.
-      this.layers.delete(entry.digest);
-      await open.layer.close();
-    }
-  }
-
-  cleanupStale(dir: string): Promise<string[]> {
-    return cleanupStaleMounts(dir, this.options.logger);
+    return { mount, references: 0 };
   }
 
   async close(): Promise<void> {
-    for (const mountpoint of [...this.mounted.keys()]) {
-      await this.unmount(mountpoint).catch((err: unknown) => this.options.logger.error({ err, mountpoint }, 'unmount at shutdown failed'));
+    for (const [digest, entry] of [...this.mounted.entries()]) {
+      this.mounted.delete(digest);
+      await entry.mount.unmount().catch((err: unknown) => this.options.logger.error({ err, layer: digest }, 'unmount at shutdown failed'));
     }
     for (const open of this.layers.values()) await open.layer.close();
     this.layers.clear();
@@ -130,7 +158,7 @@ export class EstargzMounter implements RemoteMounter {
         if (this.options.prefetch) {
           layer.prefetch().catch((err: unknown) => logger.warn({ err, layer: layerRef.digest }, 'prefetch failed; files will be fetched on first read'));
         }
-        const open: OpenLayer = { layer, mounts: 0 };
+        const open: OpenLayer = { layer };
         this.layers.set(layerRef.digest, open);
         this.layerOpens.inc({ outcome: 'ok' });
         return open;

@@ -3,9 +3,10 @@ import type { RemoteRequest } from './remote-request.js';
 
 /**
  * What the snapshotter needs to serve layers remotely. The snapshotter
- * owns metadata and directories; the mounter owns registries, TOCs, caches
- * and FUSE. Keeping this seam small lets the snapshotter be tested with a
- * fake and the mounter be replaced.
+ * owns metadata and snapshot directories; the mounter owns registries,
+ * TOCs, caches and FUSE. Each layer is mounted once, wherever the mounter
+ * likes, and shared by every snapshot of that layer (however many
+ * namespaces or racing pulls prepared one): snapshots hold references.
  */
 export interface RemoteMounter {
   /**
@@ -14,11 +15,11 @@ export interface RemoteMounter {
    * share one resolution.
    */
   resolve(request: RemoteRequest): Promise<RemoteLayerRef | undefined>;
-  /** Mounts the layer read-only at mountpoint (an empty directory). */
-  mount(layer: RemoteLayerRef, mountpoint: string): Promise<void>;
-  /** Unmounts; a mountpoint that is not mounted is fine. */
-  unmount(mountpoint: string): Promise<void>;
-  /** Removes FUSE mounts a killed process left under dir. */
-  cleanupStale(dir: string): Promise<string[]>;
+  /** Takes a reference on the layer's read-only mount, mounting it on first use; returns its path. */
+  acquire(layer: RemoteLayerRef): Promise<string>;
+  /** Drops a reference; the last one unmounts. */
+  release(layer: RemoteLayerRef): Promise<void>;
+  /** Removes FUSE mounts a killed process left behind. */
+  cleanupStale(): Promise<string[]>;
   close(): Promise<void>;
 }

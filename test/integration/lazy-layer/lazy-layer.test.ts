@@ -20,6 +20,7 @@ import { diffTrees, treeManifest } from '../../harness/tree-manifest.js';
 import { RegistryClient, type Descriptor } from '../../../src/registry/index.js';
 import { ChunkCache } from '../../../src/layer/index.js';
 import { EstargzMounter } from '../../../src/snapshotter/remote/estargz-mounter.js';
+import type { RemoteLayerRef } from '../../../src/snapshotter/metadata-store.js';
 import { STARGZ_TOC_DIGEST } from '../../../src/containerd/labels.js';
 
 let work: string;
@@ -30,8 +31,9 @@ let plainRef: string;
 let esgzRef: string;
 let layerDirs: string[];
 let layers: Descriptor[];
-const mounted: Array<[EstargzMounter, string]> = [];
+const mounted: Array<[EstargzMounter, RemoteLayerRef]> = [];
 const mounters: EstargzMounter[] = [];
+const mountpoints: string[] = [];
 const logger = pino({ level: 'silent' });
 // Anything that may touch a FUSE mount this process serves must not block the event loop.
 const execAsync = promisify(execFile);
@@ -81,6 +83,7 @@ async function newMounter(name: string): Promise<EstargzMounter> {
   const cache = await ChunkCache.open({ memoryBytes: 64 << 20, diskDir: join(work, name, 'chunks'), diskBytes: 256 << 20, logger });
   const m = new EstargzMounter({
     registry: new RegistryClient({ timeouts: { requestMs: 3000 }, retry: { maxAttempts: 2 } }),
+    mountRoot: join(work, name, 'layers'),
     cache,
     tocCacheDir: join(work, name, 'tocs'),
     logger,
@@ -95,13 +98,13 @@ async function newMounter(name: string): Promise<EstargzMounter> {
   return m;
 }
 
-async function mountLayer(index: number, target: string, layer: Descriptor = layers[index]!, tocDigest?: string, using: EstargzMounter = mounter): Promise<string> {
+/** Mounts a layer through the mounter (as the snapshotter does) and returns where it is mounted. */
+async function mountLayer(index: number, layer: Descriptor = layers[index]!, tocDigest?: string, using: EstargzMounter = mounter): Promise<string> {
   const ref = await using.resolve({ protocol: 'remote-snapshot', ref: esgzRef, layerDigest: layer.digest, ...(tocDigest ? { tocDigest } : {}) });
   assert.ok(ref, `layer ${index} was not accepted as remote`);
-  mkdirSync(target, { recursive: true });
-  await using.mount(ref, target);
-  mounted.push([using, target]);
-  return target;
+  const path = await using.acquire(ref);
+  mounted.push([using, ref]);
+  return path;
 }
 
 before(async () => {
@@ -118,7 +121,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const [m, dir] of mounted.reverse()) await m.unmount(dir).catch(() => undefined);
+  for (const [m, ref] of mounted.reverse()) await m.release(ref).catch(() => undefined);
   for (const m of mounters) await m.close();
   await client?.close();
   await registry?.stop();
@@ -128,7 +131,8 @@ after(async () => {
 describe('lazily fetched eStargz layers over FUSE', () => {
   it('each mounted layer equals the layer unpacked by tar: contents, modes, owners, mtimes, links, xattrs, devices', async () => {
     for (const index of [0, 1]) {
-      const mnt = await mountLayer(index, join(work, `mnt-${index}`));
+      const mnt = await mountLayer(index);
+      mountpoints[index] = mnt;
       const extracted = join(work, `tar-${index}`);
       mkdirSync(extracted);
       execFileSync('tar', ['--xattrs', "--xattrs-include=*", '--numeric-owner', '-xpzf', join(work, 'oci', `layer-${index}.tar.gz`), '-C', extracted]);
@@ -157,11 +161,12 @@ describe('lazily fetched eStargz layers over FUSE', () => {
     try {
       await containerd.ctr(['images', 'pull', '--plain-http', plainRef]);
       const chains = (await containerd.ctr(['snapshots', 'ls'])).trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
-      const top = chains.find((c) => c[1] !== '')![0]!;
+      // Rows are KEY [PARENT] KIND: the top layer is the one with a parent.
+      const top = chains.find((c) => c.length === 3)![0]!;
       await containerd.ctr(['snapshots', 'view', 'compare-view', top]);
       const mountCommand = (await containerd.ctr(['snapshots', 'mounts', theirs, 'compare-view'])).trim();
       execFileSync('/bin/sh', ['-c', mountCommand]);
-      await execAsync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${join(work, 'mnt-1')}:${join(work, 'mnt-0')}`, overlay]);
+      await execAsync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${mountpoints[1]}:${mountpoints[0]}`, overlay]);
       assert.deepEqual(diffTrees(await treeManifest(theirs), await treeManifest(overlay)), []);
       assert.equal(await readFile(join(overlay, 'etc', 'hosts'), 'utf8'), '10.0.0.1 changed\n');
     } finally {
@@ -181,7 +186,7 @@ describe('lazily fetched eStargz layers over FUSE', () => {
     corrupted[at] = corrupted[at]! ^ 0xff;
     const pushed = await client.pushBlob(esgzRef, corrupted);
     // A fresh cache: chunks are cached by digest, and the good layer's chunks must not mask the corruption.
-    const mnt = await mountLayer(0, join(work, 'mnt-corrupt'), { ...layer, digest: pushed.digest, size: corrupted.length }, tocDigest, await newMounter('cache-corrupt'));
+    const mnt = await mountLayer(0, { ...layer, digest: pushed.digest, size: corrupted.length }, tocDigest, await newMounter('cache-corrupt'));
     const results = await Promise.allSettled(['bin/big', 'bin/tool'].map((f) => readFile(join(mnt, f))));
     const failed = results.filter((r) => r.status === 'rejected');
     assert.ok(failed.length >= 1, 'the corrupted chunk was served');
@@ -193,7 +198,7 @@ describe('lazily fetched eStargz layers over FUSE', () => {
   });
 
   it('registry down after mount: uncached reads fail with EIO within the deadline, cached data is served, reads recover', async () => {
-    const mnt = await mountLayer(0, join(work, 'mnt-down'), layers[0], undefined, await newMounter('cache-down'));
+    const mnt = await mountLayer(0, layers[0], undefined, await newMounter('cache-down'));
     const cached = await readFile(join(mnt, 'etc', 'conf.d', 'a.conf'), 'utf8');
     await registry.stop();
     try {
