@@ -160,11 +160,15 @@ describe('lazily fetched eStargz layers over FUSE', () => {
     mkdirSync(theirs);
     try {
       await containerd.ctr(['images', 'pull', '--plain-http', plainRef]);
+      // Let the GC pass that the end of the pull scheduled run before we create an unreferenced view.
+      await new Promise((r) => setTimeout(r, 1500));
       const chains = (await containerd.ctr(['snapshots', 'ls'])).trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
       // Rows are KEY [PARENT] KIND: the top layer is the one with a parent.
       const top = chains.find((c) => c.length === 3)![0]!;
-      await containerd.ctr(['snapshots', 'view', 'compare-view', top]);
-      const mountCommand = (await containerd.ctr(['snapshots', 'mounts', theirs, 'compare-view'])).trim();
+      // The pull's lease is gone and containerd's GC may run any moment: pin the view with a root label at once.
+      const mountCommand = (await containerd.ctr(['snapshots', 'view', '--target', theirs, 'compare-view', top])).trim();
+      await containerd.ctr(['snapshots', 'label', 'compare-view', `containerd.io/gc.root=${new Date().toISOString()}`]);
+      await containerd.ctr(['snapshots', 'label', top, `containerd.io/gc.root=${new Date().toISOString()}`]);
       execFileSync('/bin/sh', ['-c', mountCommand]);
       await execAsync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${mountpoints[1]}:${mountpoints[0]}`, overlay]);
       assert.deepEqual(diffTrees(await treeManifest(theirs), await treeManifest(overlay)), []);
