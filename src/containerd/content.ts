@@ -98,8 +98,13 @@ export class ContentStore {
     }
   }
 
+  /**
+   * Polls for the other writer's outcome. The interval stays short: most
+   * contended writes are small (configs, manifests) and finish in
+   * milliseconds, and a Status call is cheap for a long layer download too.
+   */
   private async waitForWriter(ref: string, digest: string, deadline: number): Promise<void> {
-    let delay = 50;
+    let delay = 10;
     while (Date.now() < deadline) {
       if (await this.info(digest)) return;
       try {
@@ -109,7 +114,7 @@ export class ContentStore {
         throw err;
       }
       await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 1000);
+      delay = Math.min(delay * 2, 250);
     }
     throw new ContentWriteError(`timed out waiting for another writer of ${ref}`, digest);
   }

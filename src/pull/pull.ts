@@ -40,6 +40,8 @@ export interface PullDeps {
   logger: Logger;
   /** Shared by pulls in one process so a layer is fetched once. */
   flights?: SingleFlight<number>;
+  /** Shared by pulls in one process so each layer's remote check runs once. */
+  remoteFlights?: SingleFlight<LayerOutcome | 'missing'>;
 }
 
 export interface PulledLayer {
@@ -59,6 +61,8 @@ const LEASE_EXPIRY_MS = 24 * 60 * 60 * 1000;
 
 export async function pullImage(options: PullOptions, deps: PullDeps): Promise<PullResult> {
   const { registry, connection, progress, logger } = deps;
+  const started = Date.now();
+  const phase = (name: string) => logger.debug({ ref: options.ref, phase: name, ms: Date.now() - started }, 'pull phase done');
   const resolved = await registry.resolve(options.ref, options.platform ? { platform: options.platform } : {});
   // containerd names the image by the normalized reference the user gave (tag or digest).
   const name = registry.parse(options.ref).toString();
@@ -70,11 +74,13 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
     throw new PullError(`manifest has ${layers.length} layers but the config lists ${diffIds.length} diff_ids`, refString);
   }
   const chains = chainIds(diffIds);
+  phase('resolve');
 
   const leases = new LeaseManager(connection);
   const leaseId = `lazysnap-pull-${randomBytes(8).toString('hex')}`;
   await leases.create(leaseId, LEASE_EXPIRY_MS);
   connection.lease = leaseId;
+  phase('lease');
   const content = new ContentStore(connection);
   const snapshots = new SnapshotsClient({ connection, snapshotter: options.snapshotter });
   try {
@@ -86,12 +92,15 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
         layers,
         chainIds: chains,
         snapshots,
+        ...(deps.remoteFlights ? { flights: deps.remoteFlights } : {}),
+        flightScope: `${connection.namespace}|${options.snapshotter}`,
         onLayer: (i, outcome) => {
           outcomes[i] = outcome;
           progress.layer((layers[i] as Descriptor).digest, outcome === 'remote' ? 'remote' : 'exists');
         },
       });
       logger.debug({ ref: refString, remote: firstDownload, total: layers.length }, 'remote snapshot filter done');
+      phase('remote-filter');
     }
     // Without the filter, layers whose chain is already unpacked are skipped as containerd does.
     const toApply: Array<{ descriptor: Descriptor; diffId: string; chainId: string; parent: string }> = [];
@@ -113,11 +122,18 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
       concurrency: options.concurrency ?? 3,
       flights: deps.flights ?? new SingleFlight<number>(),
     });
+    phase('fetch');
     await unpackLayers({ ref: refString, layers: toApply, snapshots, diff: new DiffService(connection), progress });
+    phase('unpack');
 
-    await writeMetadata(content, resolved, config, layers, options.snapshotter, chains[chains.length - 1]);
+    const flights = deps.flights ?? new SingleFlight<number>();
+    await flights.do(`metadata|${connection.namespace}|${resolved.descriptor.digest}|${options.snapshotter}`, async () => {
+      await writeMetadata(content, resolved, config, layers, options.snapshotter, chains[chains.length - 1]);
+      return 0;
+    });
     const images = new ImageStore(connection);
     await images.createOrUpdate({ name, labels: {}, target: resolved.root as Descriptor });
+    phase('image');
     progress.finish();
     return {
       name,

@@ -10,6 +10,7 @@ import { isGrpcCode } from '../containerd/connection.js';
 import { REMOTE_SNAPSHOT, REMOTE_SNAPSHOT_DIGEST, REMOTE_SNAPSHOT_REF, SNAPSHOT_LABEL_PREFIX } from '../containerd/labels.js';
 import type { SnapshotsClient } from '../containerd/snapshots-client.js';
 import type { Descriptor } from '../containerd/types.js';
+import type { SingleFlight } from '../sync/index.js';
 
 export type LayerOutcome = 'remote' | 'exists' | 'download';
 
@@ -18,6 +19,15 @@ export interface FilterInput {
   layers: readonly Descriptor[];
   chainIds: readonly string[];
   snapshots: SnapshotsClient;
+  /**
+   * Shared by the pulls of one process, keyed by snapshotter, namespace and
+   * chain: racing pulls of one image ask the snapshotter once per layer and
+   * all take that answer, instead of each preparing a snapshot that all but
+   * one then throw away.
+   */
+  flights?: SingleFlight<LayerOutcome | 'missing'>;
+  /** Distinguishes flights of different namespaces and snapshotters. */
+  flightScope?: string;
   onLayer?: (index: number, outcome: LayerOutcome) => void;
 }
 
@@ -28,15 +38,13 @@ export async function filterRemoteLayers(input: FilterInput): Promise<number> {
     const layer = layers[i] as Descriptor;
     const chainId = chainIds[i] as string;
     const parent = i === 0 ? '' : (chainIds[i - 1] as string);
-    if (await exists(snapshots, chainId)) {
-      input.onLayer?.(i, 'exists');
-      continue;
-    }
-    if (await prepareRemote(snapshots, ref, layer, chainId, parent)) {
-      input.onLayer?.(i, 'remote');
-      continue;
-    }
-    return i;
+    const decide = async (): Promise<LayerOutcome | 'missing'> => {
+      if (await exists(snapshots, chainId)) return 'exists';
+      return (await prepareRemote(snapshots, ref, layer, chainId, parent)) ? 'remote' : 'missing';
+    };
+    const outcome = input.flights ? await input.flights.do(`${input.flightScope ?? ''}|${chainId}`, decide) : await decide();
+    if (outcome === 'missing') return i;
+    input.onLayer?.(i, outcome);
   }
   return layers.length;
 }

@@ -15,9 +15,14 @@ import { startContainerd } from '../harness/containerd.js';
 import { makeTempDir, removeTree } from '../harness/process.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import { startShapedRegistry } from './shaped-link.js';
+import pino from 'pino';
+import { ContainerdConnection } from '../../src/containerd/connection.js';
+import { createProgress, pullImage } from '../../src/pull/index.js';
+import { SingleFlight } from '../../src/sync/index.js';
 import { round, table } from './stats.js';
 
 const BIG_FILES = Number(process.env.LAZYSNAP_BENCH_BIG_FILES ?? 3);
+const SKIP_SHAPED = process.env.LAZYSNAP_BENCH_SKIP_SHAPED === '1';
 const BIG_FILE_MIB = 100;
 const RUN_COMMAND = ['/bin/sh', '-c', 'cat /etc/lower/kept.txt; sha256sum /usr/lib/python3.11/os.py; head -c 65536 /big/file-0.bin | wc -c'];
 
@@ -48,6 +53,38 @@ async function trial(work: string, name: string, ref: string, method: Trial['met
     return { seconds, bytesFetched: bytes() - before };
   } finally {
     await containerd.ctr(['images', 'rm', '--sync', ref]).catch(() => undefined);
+    await containerd.stop();
+    await daemon.stop();
+    removeTree(dir);
+  }
+}
+
+/** count pulls at once inside this one process, sharing a registry client and one flight per layer. */
+async function inProcessPulls(work: string, ref: string, count: number): Promise<number> {
+  const dir = join(work, `in-process-${count}`);
+  mkdirSync(dir, { recursive: true });
+  const daemon = await startDaemon(join(dir, 'lazysnap'), ['--log-level', 'warn']);
+  const containerd = await startContainerd(dir, { lazysnapSocket: daemon.socket });
+  const registry = new RegistryClient();
+  const flights = new SingleFlight<number>();
+  const remoteFlights = new SingleFlight<'remote' | 'exists' | 'download' | 'missing'>();
+  const logger = pino({ level: 'silent' });
+  try {
+    const t0 = process.hrtime.bigint();
+    await Promise.all(
+      Array.from({ length: count }, async () => {
+        // One connection per pull: the lease travels on the connection.
+        const connection = new ContainerdConnection({ address: containerd.socket, namespace: containerd.namespace });
+        try {
+          await pullImage({ ref, remoteSnapshot: true, snapshotter: 'lazysnap' }, { registry, connection, progress: createProgress(process.stderr, true), logger, flights, remoteFlights });
+        } finally {
+          connection.close();
+        }
+      }),
+    );
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  } finally {
+    await registry.close();
     await containerd.stop();
     await daemon.stop();
     removeTree(dir);
@@ -94,8 +131,8 @@ export async function benchStartup(): Promise<{ text: string; trials: Trial[]; i
     for (const method of ['overlayfs', 'lazysnap'] as const) {
       trials.push({ network: 'loopback', method, ...(await trial(work, `loop-${method}`, esgzLoopback, method, loopbackBytes)) });
     }
-    const shaped = await startShapedRegistry(work, join(work, 'registry-storage'), 100, 20);
-    try {
+    const shaped = SKIP_SHAPED ? undefined : await startShapedRegistry(work, join(work, 'registry-storage'), 100, 20);
+    if (shaped) try {
       const ref = `${shaped.host}/bench/big:esgz`;
       for (const method of ['overlayfs', 'lazysnap'] as const) {
         trials.push({ network: '100 Mbit/s, 20 ms RTT', method, ...(await trial(work, `shaped-${method}`, ref, method, shaped.bytesServed)) });
@@ -104,10 +141,13 @@ export async function benchStartup(): Promise<{ text: string; trials: Trial[]; i
       await shaped.stop();
     }
 
+
     const one = await concurrentPulls(work, esgzLoopback, 1);
     const twenty = await concurrentPulls(work, esgzLoopback, 20);
+    const oneInProcess = await inProcessPulls(work, esgzLoopback, 1);
+    const twentyInProcess = await inProcessPulls(work, esgzLoopback, 20);
 
-    const rows = ['loopback', '100 Mbit/s, 20 ms RTT'].map((network) => {
+    const rows = ['loopback', '100 Mbit/s, 20 ms RTT'].filter((n) => trials.some((t) => t.network === n)).map((network) => {
       const a = trials.find((t) => t.network === network && t.method === 'overlayfs')!;
       const b = trials.find((t) => t.network === network && t.method === 'lazysnap')!;
       return [network, round(a.seconds, 2), round(b.seconds, 2), round(a.seconds / b.seconds, 1), round(a.bytesFetched / 1048576, 1), round(b.bytesFetched / 1048576, 2)];
@@ -116,9 +156,13 @@ export async function benchStartup(): Promise<{ text: string; trials: Trial[]; i
       `Start-up: nothing → finished \`ctr run\` reading 3 files; eStargz image of ${imageMiB} MiB (4 layers)`,
       table(['network', 'ctr pull + overlayfs s', 'lazysnap lazy pull s', 'speed-up', 'overlayfs MiB fetched', 'lazysnap MiB fetched'], rows),
       '',
-      `lazysnap pull --remote-snapshot on loopback: 1 pull ${round(one, 2)} s, 20 concurrent pulls ${round(twenty, 2)} s (ratio ${round(twenty / one, 1)}; each pull is its own CLI process)`,
+      'Concurrent lazy pulls of the image on loopback (fresh containerd and daemon each time):',
+      table(['pulls', '1 pull s', '20 at once s', 'ratio'], [
+        ['in one process (pullImage, shared flights)', round(oneInProcess, 2), round(twentyInProcess, 2), round(twentyInProcess / oneInProcess, 1)],
+        ['20 `lazysnap pull` processes', round(one, 2), round(twenty, 2), round(twenty / one, 1)],
+      ]),
     ].join('\n');
-    return { text, trials, imageMiB, concurrent: { one, twenty } };
+    return { text, trials, imageMiB, concurrent: { one, twenty, oneInProcess, twentyInProcess } };
   } finally {
     await registry.stop();
     removeTree(work);
