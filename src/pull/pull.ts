@@ -76,12 +76,12 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
   const chains = chainIds(diffIds);
   phase('resolve');
 
+  const content = new ContentStore(connection);
   const leases = new LeaseManager(connection);
   const leaseId = `lazysnap-pull-${randomBytes(8).toString('hex')}`;
   await leases.create(leaseId, LEASE_EXPIRY_MS);
   connection.lease = leaseId;
   phase('lease');
-  const content = new ContentStore(connection);
   const snapshots = new SnapshotsClient({ connection, snapshotter: options.snapshotter });
   try {
     const outcomes: LayerOutcome[] = layers.map(() => 'download');
@@ -131,6 +131,7 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
       await writeMetadata(content, resolved, config, layers, options.snapshotter, chains[chains.length - 1]);
       return 0;
     });
+    phase('metadata');
     const images = new ImageStore(connection);
     await images.createOrUpdate({ name, labels: {}, target: resolved.root as Descriptor });
     phase('image');
@@ -188,5 +189,8 @@ async function writeBlob(content: ContentStore, kind: string, desc: Descriptor, 
   const wrote = await content.write(`${kind}-${desc.digest}`, desc, async function* (offset) {
     yield raw.subarray(offset);
   }, { labels });
-  if (!wrote && Object.keys(labels).length > 0) await content.updateLabels(desc.digest, labels);
+  if (wrote || Object.keys(labels).length === 0) return;
+  // Already there (an earlier pull): only touch it when a label is missing, each update is a write transaction.
+  const existing = (await content.info(desc.digest))?.labels ?? {};
+  if (Object.entries(labels).some(([k, v]) => existing[k] !== v)) await content.updateLabels(desc.digest, labels);
 }

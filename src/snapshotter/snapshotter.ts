@@ -234,6 +234,8 @@ export class Snapshotter implements SnapshotLayout {
           throw new InvalidArgumentError(`snapshot ${key}: parent ${parent} is not a committed snapshot`);
         }
         parentId = parentSnapshot.id;
+        // A child of a layer that could not be mounted again would mount an empty lowerdir.
+        this.checkAvailable(key, [parentId, ...this.store.parentIds(parent)]);
       }
 
       const staging = await this.stageDirectory(kind, parentId);

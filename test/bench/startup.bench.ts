@@ -59,6 +59,21 @@ async function trial(work: string, name: string, ref: string, method: Trial['met
   }
 }
 
+/** count `ctr images pull` (containerd's own client, overlayfs) at once: the reference for the figures above. */
+async function ctrPulls(work: string, ref: string, count: number): Promise<number> {
+  const dir = join(work, `ctr-${count}`);
+  mkdirSync(dir, { recursive: true });
+  const containerd = await startContainerd(dir);
+  try {
+    const t0 = process.hrtime.bigint();
+    await Promise.all(Array.from({ length: count }, () => containerd.ctr(['images', 'pull', '--plain-http', ref], { timeoutMs: 1_800_000 })));
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  } finally {
+    await containerd.stop();
+    removeTree(dir);
+  }
+}
+
 /** count pulls at once inside this one process, sharing a registry client and one flight per layer. */
 async function inProcessPulls(work: string, ref: string, count: number): Promise<number> {
   const dir = join(work, `in-process-${count}`);
@@ -146,6 +161,8 @@ export async function benchStartup(): Promise<{ text: string; trials: Trial[]; i
     const twenty = await concurrentPulls(work, esgzLoopback, 20);
     const oneInProcess = await inProcessPulls(work, esgzLoopback, 1);
     const twentyInProcess = await inProcessPulls(work, esgzLoopback, 20);
+    const ctrOne = await ctrPulls(work, esgzLoopback, 1);
+    const ctrTwenty = await ctrPulls(work, esgzLoopback, 20);
 
     const rows = ['loopback', '100 Mbit/s, 20 ms RTT'].filter((n) => trials.some((t) => t.network === n)).map((network) => {
       const a = trials.find((t) => t.network === network && t.method === 'overlayfs')!;
@@ -160,9 +177,10 @@ export async function benchStartup(): Promise<{ text: string; trials: Trial[]; i
       table(['pulls', '1 pull s', '20 at once s', 'ratio'], [
         ['in one process (pullImage, shared flights)', round(oneInProcess, 2), round(twentyInProcess, 2), round(twentyInProcess / oneInProcess, 1)],
         ['20 `lazysnap pull` processes', round(one, 2), round(twenty, 2), round(twenty / one, 1)],
+        ['reference: 20 `ctr images pull` processes (overlayfs, full download)', round(ctrOne, 2), round(ctrTwenty, 2), round(ctrTwenty / ctrOne, 1)],
       ]),
     ].join('\n');
-    return { text, trials, imageMiB, concurrent: { one, twenty, oneInProcess, twentyInProcess } };
+    return { text, trials, imageMiB, concurrent: { one, twenty, oneInProcess, twentyInProcess, ctrOne, ctrTwenty } };
   } finally {
     await registry.stop();
     removeTree(work);

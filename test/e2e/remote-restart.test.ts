@@ -3,7 +3,8 @@
 // socket accepts calls, and a new container reads correct data.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { status } from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { startDaemon, type DaemonInstance } from '../harness/daemon.js';
 import { startContainerd, type ContainerdInstance } from '../harness/containerd.js';
@@ -70,4 +71,34 @@ describe('restart of the daemon', () => {
       await registry.restart();
     }
   });
+
+  it('a layer that cannot be mounted again fails Mounts with a clear error; the daemon keeps working', async () => {
+    await daemon.stop();
+    // No cached TOC or chunk and no registry: the layers cannot come back.
+    rmSync(join(daemon.root, 'cache'), { recursive: true, force: true });
+    await registry.stop();
+    try {
+      daemon = await startDaemon(join(work, 'lazysnap'));
+      const top = (await daemon.client.list(['kind==committed'])).find((i) => i.parent !== '')!;
+      await assert.rejects(daemon.client.view('broken-view', top.name), (err: { code?: number; details?: string }) => {
+        assert.equal(err.code, status.UNAVAILABLE);
+        assert.match(err.details ?? '', /remote layer of .* is not available/);
+        return true;
+      });
+      // containerd redials our restarted socket with backoff: wait out connection errors, then expect ours.
+      let message = '';
+      for (let attempt = 0; attempt < 20; attempt++) {
+        message = await containerd.ctr(['run', '--rm', '--snapshotter', 'lazysnap', images.estargzRef, 'broken', '/bin/true']).then(() => 'ran', (err: Error) => err.message);
+        if (!/connection error/.test(message)) break;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      assert.match(message, /remote layer of .* is not available/);
+      // Ordinary snapshots still work.
+      await daemon.client.prepare('still-fine', '');
+      await daemon.client.commit('still-fine-c', 'still-fine');
+    } finally {
+      await registry.restart();
+    }
+  });
 });
+
