@@ -35,7 +35,12 @@ export interface EstargzMounterOptions {
 
 interface OpenLayer {
   layer: RemoteLayer;
+  /** Closes a layer that was resolved but never mounted (its Prepare failed or lost a race). */
+  unusedTimer?: NodeJS.Timeout;
 }
+
+/** How long a resolved layer stays open waiting for its first mount. */
+const UNUSED_LAYER_MS = 5 * 60_000;
 
 interface LayerMount {
   mount: MountedLayer;
@@ -115,6 +120,7 @@ export class EstargzMounter implements RemoteMounter {
 
   private async mountLayer(layerRef: RemoteLayerRef, mountpoint: string): Promise<LayerMount> {
     const open = await this.open(layerRef);
+    clearTimeout(open.unusedTimer);
     await mkdir(mountpoint, { recursive: true, mode: 0o755 });
     if (await isMounted(mountpoint)) await cleanupStaleMounts(mountpoint, this.options.logger);
     const mount = await mountLayer(open.layer, mountpoint, { logger: this.options.logger, fsname: 'lazysnap', subtype: 'estargz' });
@@ -132,7 +138,10 @@ export class EstargzMounter implements RemoteMounter {
       this.mounted.delete(digest);
       await entry.mount.unmount().catch((err: unknown) => this.options.logger.error({ err, layer: digest }, 'unmount at shutdown failed'));
     }
-    for (const open of this.layers.values()) await open.layer.close();
+    for (const open of this.layers.values()) {
+      clearTimeout(open.unusedTimer);
+      await open.layer.close();
+    }
     this.layers.clear();
   }
 
@@ -159,6 +168,12 @@ export class EstargzMounter implements RemoteMounter {
           layer.prefetch().catch((err: unknown) => logger.warn({ err, layer: layerRef.digest }, 'prefetch failed; files will be fetched on first read'));
         }
         const open: OpenLayer = { layer };
+        open.unusedTimer = setTimeout(() => {
+          if (this.mounted.has(layerRef.digest) || this.layers.get(layerRef.digest) !== open) return;
+          this.layers.delete(layerRef.digest);
+          layer.close().catch((err: unknown) => logger.warn({ err, layer: layerRef.digest }, 'closing an unused layer failed'));
+        }, UNUSED_LAYER_MS);
+        open.unusedTimer.unref();
         this.layers.set(layerRef.digest, open);
         this.layerOpens.inc({ outcome: 'ok' });
         return open;
