@@ -4,7 +4,9 @@
  * routes by the `snapshotter` field and needs a namespace (and, for pulls,
  * a lease) on every call.
  */
-import { ContainerdConnection } from './connection.js';
+import { status } from '@grpc/grpc-js';
+import { ContainerdConnection, isGrpcCode } from './connection.js';
+import type { Timestamp } from './types.js';
 
 const SERVICE = 'containerd.services.snapshots.v1.Snapshots';
 
@@ -12,8 +14,8 @@ export interface SnapshotInfoMessage {
   name: string;
   parent: string;
   kind: number;
-  createdAt: { seconds: number; nanos: number } | null;
-  updatedAt: { seconds: number; nanos: number } | null;
+  createdAt: Timestamp | null;
+  updatedAt: Timestamp | null;
   labels: Record<string, string>;
 }
 
@@ -76,6 +78,24 @@ export class SnapshotsClient {
 
   async stat(key: string): Promise<SnapshotInfoMessage> {
     return (await this.call<{ info: SnapshotInfoMessage }>('stat', { key })).info;
+  }
+
+  /** Whether the snapshot exists; errors other than NotFound are thrown. */
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.stat(key);
+      return true;
+    } catch (err) {
+      if (isGrpcCode(err, status.NOT_FOUND)) return false;
+      throw err;
+    }
+  }
+
+  /** Removes the snapshot if it is still there; errors other than NotFound are thrown. */
+  async removeIfExists(key: string): Promise<void> {
+    await this.remove(key).catch((err: unknown) => {
+      if (!isGrpcCode(err, status.NOT_FOUND)) throw err;
+    });
   }
 
   async update(info: Partial<SnapshotInfoMessage> & { name: string }, paths: string[] = []): Promise<SnapshotInfoMessage> {

@@ -106,7 +106,7 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
     const toApply: Array<{ descriptor: Descriptor; diffId: string; chainId: string; parent: string }> = [];
     for (let i = firstDownload; i < layers.length; i++) {
       const chainId = chains[i] as string;
-      if (!options.remoteSnapshot && (await snapshotExists(snapshots, chainId)) && toApply.length === 0) {
+      if (!options.remoteSnapshot && (await snapshots.exists(chainId)) && toApply.length === 0) {
         outcomes[i] = 'exists';
         progress.layer((layers[i] as Descriptor).digest, 'exists');
         continue;
@@ -145,15 +145,6 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
   } finally {
     connection.lease = undefined;
     await leases.delete(leaseId).catch((err: unknown) => logger.warn({ err, lease: leaseId }, 'failed to delete pull lease; it expires by itself'));
-  }
-}
-
-async function snapshotExists(snapshots: SnapshotsClient, name: string): Promise<boolean> {
-  try {
-    await snapshots.stat(name);
-    return true;
-  } catch {
-    return false;
   }
 }
 

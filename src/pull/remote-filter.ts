@@ -39,7 +39,7 @@ export async function filterRemoteLayers(input: FilterInput): Promise<number> {
     const chainId = chainIds[i] as string;
     const parent = i === 0 ? '' : (chainIds[i - 1] as string);
     const decide = async (): Promise<LayerOutcome | 'missing'> => {
-      if (await exists(snapshots, chainId)) return 'exists';
+      if (await snapshots.exists(chainId)) return 'exists';
       return (await prepareRemote(snapshots, ref, layer, chainId, parent)) ? 'remote' : 'missing';
     };
     const outcome = input.flights ? await input.flights.do(`${input.flightScope ?? ''}|${chainId}`, decide) : await decide();
@@ -47,16 +47,6 @@ export async function filterRemoteLayers(input: FilterInput): Promise<number> {
     input.onLayer?.(i, outcome);
   }
   return layers.length;
-}
-
-async function exists(snapshots: SnapshotsClient, name: string): Promise<boolean> {
-  try {
-    await snapshots.stat(name);
-    return true;
-  } catch (err) {
-    if (isGrpcCode(err, status.NOT_FOUND)) return false;
-    throw err;
-  }
 }
 
 /** Prepare + Stat; commits as chainId when the snapshotter marked it remote, else removes it. */
@@ -70,7 +60,7 @@ async function prepareRemote(snapshots: SnapshotsClient, ref: string, layer: Des
     await snapshots.prepare(key, parent, labels);
   } catch (err) {
     // The chain appeared meanwhile (another pull), or the parent is gone: let the caller decide from Stat.
-    if (isGrpcCode(err, status.ALREADY_EXISTS)) return exists(snapshots, chainId);
+    if (isGrpcCode(err, status.ALREADY_EXISTS)) return snapshots.exists(chainId);
     throw err;
   }
   try {
@@ -85,8 +75,6 @@ async function prepareRemote(snapshots: SnapshotsClient, ref: string, layer: Des
     return true;
   } finally {
     // After a successful Commit the key is gone already; otherwise it must not linger.
-    await snapshots.remove(key).catch((err: unknown) => {
-      if (!isGrpcCode(err, status.NOT_FOUND)) throw err;
-    });
+    await snapshots.removeIfExists(key);
   }
 }

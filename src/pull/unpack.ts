@@ -53,9 +53,7 @@ async function unpackOne(input: UnpackInput, layer: UnpackInput['layers'][number
     }
   } finally {
     if (!committed) {
-      await snapshots.remove(key).catch((err: unknown) => {
-        if (!isGrpcCode(err, status.NOT_FOUND)) throw err;
-      });
+      await snapshots.removeIfExists(key);
     }
   }
 }

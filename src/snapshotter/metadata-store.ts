@@ -96,14 +96,6 @@ export class MetadataStore {
     return out;
   }
 
-  /** The key of the snapshot with this id (for error messages). */
-  keyOf(id: number): string | undefined {
-    for (const { key, value } of this.snapshots.getRange()) {
-      if (value.id === id) return key;
-    }
-    return undefined;
-  }
-
   /** Every snapshot id known to the store (for Cleanup). */
   ids(): Set<number> {
     const ids = new Set<number>();

@@ -1,26 +1,11 @@
-/** Shapes of the Snapshots API messages as proto-loader decodes and encodes them. */
-import { Kind, type Labels, type Mount, type SnapshotInfo } from '../types.js';
-
-export interface Timestamp {
-  seconds: number;
-  nanos: number;
-}
-
-export interface InfoMessage {
-  name: string;
-  parent: string;
-  kind: number;
-  createdAt: Timestamp | null;
-  updatedAt: Timestamp | null;
-  labels: Labels;
-}
-
-export interface MountMessage {
-  type: string;
-  source: string;
-  target: string;
-  options: string[];
-}
+/**
+ * Requests of the Snapshots API as proto-loader decodes them, and the
+ * conversions between its messages and the snapshotter's model. The message
+ * shapes themselves are the ones the client in src/containerd uses.
+ */
+import type { MountMessage, SnapshotInfoMessage as InfoMessage } from '../../containerd/snapshots-client.js';
+import type { Timestamp } from '../../containerd/types.js';
+import type { Labels, Mount, SnapshotInfo } from '../types.js';
 
 export interface KeyRequest {
   snapshotter: string;
@@ -54,11 +39,6 @@ export function toTimestamp(date: Date): Timestamp {
   return { seconds, nanos: (ms - seconds * 1000) * 1_000_000 };
 }
 
-export function fromTimestamp(ts: Timestamp | null | undefined): Date {
-  if (!ts) return new Date(0);
-  return new Date(Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1_000_000));
-}
-
 export function toInfoMessage(info: SnapshotInfo): InfoMessage {
   return {
     name: info.name,
@@ -67,17 +47,6 @@ export function toInfoMessage(info: SnapshotInfo): InfoMessage {
     createdAt: toTimestamp(info.created),
     updatedAt: toTimestamp(info.updated),
     labels: info.labels,
-  };
-}
-
-export function fromInfoMessage(message: InfoMessage): SnapshotInfo {
-  return {
-    name: message.name,
-    parent: message.parent,
-    kind: message.kind as Kind,
-    created: fromTimestamp(message.createdAt),
-    updated: fromTimestamp(message.updatedAt),
-    labels: message.labels ?? {},
   };
 }
 
