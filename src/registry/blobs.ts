@@ -152,6 +152,59 @@ export async function readRange(
   });
 }
 
+/** The last bytes of a blob and the blob's size, from one request. */
+export interface BlobTail {
+  data: Buffer;
+  /** Size of the whole blob. */
+  size: number;
+}
+
+/**
+ * The last `length` bytes of a blob (all of it when it is shorter) together
+ * with its size, in one suffix-range request (`Range: bytes=-N`). A lazy layer
+ * opens from its tail (footer and TOC), so this saves the HEAD round trip that
+ * learning the size first would cost when no manifest told it.
+ */
+export async function readTail(
+  transport: RegistryTransport,
+  ref: Reference,
+  digest: string,
+  length: number,
+  opts: CallOptions = {},
+): Promise<BlobTail> {
+  if (!Number.isSafeInteger(length) || length <= 0) throw new RangeError(`readTail length must be a positive integer, got ${length} (${ref}@${digest})`);
+  const req: RegistryRequest = {
+    ...blobRequest(ref, digest, 'GET', `blob tail of ${length} bytes`, opts),
+    headers: { range: `bytes=-${length}` },
+    accept: (s) => s === 200 || s === 206 || s === 416,
+  };
+  return transport.execute(req, async (res) => {
+    const init = transport.errorInit(req, res.url, res.status);
+    const cl = headerValue(res.headers, 'content-length');
+    const bodyLength = cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : undefined;
+    if (res.status === 416) {
+      // Only an empty blob has no suffix to give.
+      await discard(res.body);
+      throw new InvalidContentError(`blob ${digest} in ${ref} is empty`, init);
+    }
+    if (res.status === 206) {
+      const cr = parseContentRange(headerValue(res.headers, 'content-range'));
+      if (!cr || cr.total === undefined || cr.end !== cr.total - 1 || cr.total - cr.start !== Math.min(length, cr.total)) {
+        await discard(res.body);
+        throw new InvalidContentError(`206 response with Content-Range ${headerValue(res.headers, 'content-range') ?? '(none)'} does not answer a ${length}-byte suffix`, init);
+      }
+      return { data: await sliceStream(res.body, 0, cr.end - cr.start + 1, bodyLength, init), size: cr.total };
+    }
+    // 200: the range was ignored. Only a known length says where the tail starts.
+    if (bodyLength === undefined) {
+      await discard(res.body);
+      throw new InvalidContentError('registry ignored the suffix range and sent no Content-Length', init);
+    }
+    const take = Math.min(length, bodyLength);
+    return { data: await sliceStream(res.body, bodyLength - take, take, bodyLength, init), size: bodyLength };
+  });
+}
+
 /** Past the wanted window, a body this small is drained (keeping the connection); a bigger one is cut off. */
 const DRAIN_LIMIT = 64 * 1024;
 

@@ -7,8 +7,10 @@ import {
   fetchBlob,
   openBlob,
   readRange,
+  readTail,
   statBlob,
   type BlobStream,
+  type BlobTail,
   type CallOptions,
   type FetchBlobOptions,
 } from './blobs.js';
@@ -78,6 +80,11 @@ export class RegistryClient {
   /** Exactly `length` bytes of the blob from `offset` (not digest-verified: a range cannot be). */
   readRange(ref: RefLike, digest: string, offset: number, length: number, opts: CallOptions = {}): Promise<Buffer> {
     return readRange(this.transport, toReference(ref), digest, offset, length, opts);
+  }
+
+  /** The last `length` bytes of the blob (all of it when shorter) and its size, in one request. */
+  readTail(ref: RefLike, digest: string, length: number, opts: CallOptions = {}): Promise<BlobTail> {
+    return readTail(this.transport, toReference(ref), digest, length, opts);
   }
 
   blobSize(ref: RefLike, digest: string, opts: CallOptions = {}): Promise<number> {

@@ -78,7 +78,7 @@ export {
 } from './retry.js';
 export { DEFAULT_TIMEOUTS, RegistryTransport, type Timeouts, type TransportOptions } from './transport.js';
 export { digestOf, parseDigest, isDigest, verifyDigest, VerifyingStream } from './digest.js';
-export { parseContentRange, type BlobStream, type CallOptions, type FetchBlobOptions } from './blobs.js';
+export { parseContentRange, type BlobStream, type BlobTail, type CallOptions, type FetchBlobOptions } from './blobs.js';
 export { MAX_MANIFEST_BYTES, type FetchedManifest, type ResolvedImage, type FetchedConfig } from './resolve.js';
 export { type BlobSource, type PushBlobOptions, type PushedBlob, type PushManifestOptions } from './push.js';
 export { noopLogger, type Logger } from './logger.js';

@@ -257,6 +257,15 @@ describe('blob reads against docker-registry', () => {
     await assert.rejects(client.readRange(ref(), layer.descriptor.digest, size, 1), (err: unknown) => err instanceof RegistryError && err.code === 'RANGE_NOT_SATISFIABLE');
   });
 
+  it('readTail gets the last bytes and the size in one suffix-range request', async () => {
+    const size = layer.data.length;
+    for (const length of [1, 512, 65536, size, size + 4096]) {
+      const tail = await client.readTail(ref(), layer.descriptor.digest, length);
+      assert.equal(tail.size, size);
+      assert.ok(tail.data.equals(layer.data.subarray(Math.max(0, size - length))), `tail of ${length}`);
+    }
+  });
+
   it('blobSize uses HEAD and matches the descriptor', async () => {
     assert.equal(await client.blobSize(ref(), layer.descriptor.digest), layer.descriptor.size);
     await assert.rejects(client.blobSize(ref(), digestOf(Buffer.from('nope'))), NotFoundError);

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import {
   DigestMismatchError,
+  InvalidContentError,
   MediaType,
   NotFoundError,
   RegistryClient,
@@ -321,6 +322,12 @@ describe('range reads', () => {
   async function blobServer(opts: { ignoreRange?: boolean; truncateTo?: number } = {}): Promise<FakeServer> {
     return FakeServer.start((req, res) => {
       if (req.url !== `/v2/repo/blobs/${blobDigest}`) return sendError(res, 404, 'BLOB_UNKNOWN', 'x');
+      const suffix = /^bytes=-(\d+)$/.exec(req.headers.range ?? '');
+      if (suffix && !opts.ignoreRange) {
+        const start = Math.max(0, blob.length - Number(suffix[1]));
+        res.writeHead(206, { 'content-range': `bytes ${start}-${blob.length - 1}/${blob.length}`, 'content-length': String(blob.length - start) });
+        return res.end(blob.subarray(start));
+      }
       const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
       if (!m || opts.ignoreRange) {
         res.writeHead(200, { 'content-length': String(blob.length) });
@@ -399,8 +406,38 @@ describe('range reads', () => {
     assert.equal(server.requests.length, fastRetry.maxAttempts);
   });
 
+  it('readTail returns the last bytes and the blob size in one request, from 206 and from an ignored range', async () => {
+    for (const ignoreRange of [false, true]) {
+      const server = track(await blobServer({ ignoreRange }));
+      const client = makeClient();
+      for (const length of [1, 100, blob.length, blob.length + 1000]) {
+        const before = server.requests.length;
+        const tail = await client.readTail(`${server.host}/repo`, blobDigest, length);
+        assert.equal(tail.size, blob.length, `size, ignoreRange=${ignoreRange} length=${length}`);
+        assert.deepEqual(tail.data, blob.subarray(Math.max(0, blob.length - length)), `bytes, ignoreRange=${ignoreRange} length=${length}`);
+        assert.equal(server.requests.length - before, 1, 'one request');
+        assert.equal(server.requests.at(-1)!.headers.range, `bytes=-${length}`);
+      }
+    }
+  });
+
+  it('readTail refuses a 206 that is not the suffix asked for', async () => {
+    const server = track(
+      await FakeServer.start((_req, res) => {
+        res.writeHead(206, { 'content-range': `bytes 0-9/${blob.length}`, 'content-length': '10' });
+        res.end(blob.subarray(0, 10));
+      }),
+    );
+    await assert.rejects(makeClient().readTail(`${server.host}/repo`, blobDigest, 10), (err: unknown) => {
+      assert.ok(err instanceof InvalidContentError, String(err));
+      assert.match(err.message, /does not answer a 10-byte suffix/);
+      return true;
+    });
+  });
+
   it('rejects invalid arguments', async () => {
     const client = makeClient();
+    await assert.rejects(client.readTail('127.0.0.1:1/repo', blobDigest, 0), RangeError);
     await assert.rejects(client.readRange('127.0.0.1:1/repo', blobDigest, -1, 1), RangeError);
     await assert.rejects(client.readRange('127.0.0.1:1/repo', blobDigest, 0, 1.5), RangeError);
     await assert.rejects(client.readRange('127.0.0.1:1/repo', 'sha256:nope', 0, 1), /invalid or unsupported digest/);
