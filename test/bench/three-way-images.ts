@@ -51,12 +51,22 @@ interface LayerSpec {
   withSubtrees: string[];
 }
 
+/** Runs a command; its failure carries the command line and its stderr. */
+function run(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { stdio: 'pipe', maxBuffer: 64 * 1024 * 1024 }).toString();
+  } catch (err) {
+    const e = err as { stderr?: Buffer; message: string };
+    throw new Error(`${command} ${args.join(' ')} failed: ${e.stderr?.toString().trim() || e.message}`);
+  }
+}
+
 function sha256OfFile(path: string): string {
-  return `sha256:${execFileSync('sha256sum', [path]).toString().split(' ')[0]}`;
+  return `sha256:${run('sha256sum', [path]).split(' ')[0]}`;
 }
 
 function sha256OfPrefix(path: string, bytes: number): string {
-  return execFileSync('/bin/sh', ['-c', 'head -c "$1" "$2" | sha256sum', 'sh', String(bytes), path]).toString().split(' ')[0] as string;
+  return run('/bin/sh', ['-c', 'head -c "$1" "$2" | sha256sum', 'sh', String(bytes), path]).split(' ')[0] as string;
 }
 
 /** Directories leading to a host path, so its layer carries their entries too (usr, usr/share for usr/share/go-1.19). */
@@ -73,7 +83,7 @@ function hostTreeLayer(absolutePath: string): LayerSpec {
 function busyboxLayer(dir: string): LayerSpec {
   for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'root', 'var', 'usr/bin', 'usr/sbin']) mkdirSync(join(dir, d), { recursive: true });
   cpSync('/bin/busybox', join(dir, 'bin', 'busybox'));
-  for (const applet of execFileSync('/bin/busybox', ['--list-full']).toString().split('\n').filter(Boolean)) {
+  for (const applet of run('/bin/busybox', ['--list-full']).split('\n').filter(Boolean)) {
     const at = join(dir, applet);
     mkdirSync(dirname(at), { recursive: true });
     if (!existsSync(at)) symlinkSync('/bin/busybox', at);
@@ -97,20 +107,21 @@ function overridesLayer(dir: string): LayerSpec {
 
 function randomDataLayer(dir: string): LayerSpec {
   mkdirSync(join(dir, 'data'), { recursive: true });
-  execFileSync('/bin/sh', ['-c', 'head -c "$1" /dev/urandom > "$2"', 'sh', String(RANDOM_MIB * 1024 * 1024), join(dir, 'data', 'random.bin')]);
+  run('/bin/sh', ['-c', 'head -c "$1" /dev/urandom > "$2"', 'sh', String(RANDOM_MIB * 1024 * 1024), join(dir, 'data', 'random.bin')]);
   return { root: dir, only: [], withSubtrees: ['.'] };
 }
 
 /** Writes the layer as a gzip blob into the OCI layout; returns it and its tar's size. */
 function writeLayer(spec: LayerSpec, layoutDir: string, index: number): { layer: BuiltLayer; tarBytes: number } {
+  mkdirSync(layoutDir, { recursive: true });
   const tar = join(layoutDir, `layer-${index}.tar`);
-  execFileSync('tar', [
+  run('tar', [
     '--numeric-owner', '--owner=0', '--group=0', '--mtime=@0', '--sort=name', '-C', spec.root, '-cf', tar,
     '--no-recursion', ...spec.only, '--recursion', ...spec.withSubtrees,
-  ], { stdio: 'pipe' });
+  ]);
   const tarBytes = statSync(tar).size;
   const diffId = sha256OfFile(tar);
-  execFileSync('gzip', ['-n', '-6', tar]);
+  run('gzip', ['-n', '-6', tar]);
   const digest = sha256OfFile(`${tar}.gz`);
   const blobDir = join(layoutDir, 'blobs', 'sha256');
   mkdirSync(blobDir, { recursive: true });
