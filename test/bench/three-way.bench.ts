@@ -316,6 +316,10 @@ export function cellMedians(records: RoundRecord[], options: Pick<Options, 'imag
   return cells;
 }
 
+function ratioNames(modes: Mode[]): string {
+  return [modes.includes('full') ? 'full/mode' : '', modes.includes('stargz') ? 'mode/stargz' : ''].filter(Boolean).join(' and ') || 'no ratio';
+}
+
 function ratioText(value: number | undefined): string {
   return value === undefined ? '' : `${value.toFixed(2)}x`;
 }
@@ -390,7 +394,7 @@ export async function benchThreeWay(): Promise<ThreeWayResult> {
     const shapedText = `shaped = registry in its own network namespace, ${SHAPED_RATE_MBIT} Mbit/s each way (tbf), ${SHAPED_RTT_MS} ms RTT (delaying proxy)`;
     const text = [
       `Three-way start-up: nothing → finished \`ctr run\` reading a few files; ${options.rounds} round(s), mode order (${options.modes.join(' ')}) rotated every round; medians.`,
-      'registry MiB = blob bytes served from pull start to run end; full/mode and mode/stargz = median over rounds of the ratio of the two totals in the same round.',
+      `registry MiB = blob bytes served from pull start to run end; ${ratioNames(options.modes)} = median over rounds of the ratio of the two totals in the same round.`,
       ...images.map((i) => `image ${i.name}: ${i.layerDigests.length} layers, gzip ${(i.gzipBytes / MiB).toFixed(1)} MiB, eStargz ${(i.estargzBytes / MiB).toFixed(1)} MiB (ctr-remote), ${(i.uncompressedBytes / MiB).toFixed(1)} MiB unpacked`),
       ...(options.links.includes('shaped') ? [shapedText] : []),
       stargzLine,
