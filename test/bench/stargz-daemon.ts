@@ -1,7 +1,7 @@
 // containerd/stargz-snapshotter's daemon (containerd-stargz-grpc), the peer
 // lazysnap is measured against. The binary is not part of the project: it
-// comes from STARGZ_BIN (built by ../shared/anchor/build-stargz.sh), and a
-// benchmark without it leaves the stargz column out.
+// comes from STARGZ_BIN, and a benchmark without it leaves the stargz column
+// out.
 import { accessSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';

@@ -14,7 +14,6 @@
 // Knobs: LAZYSNAP_BENCH_ROUNDS (3), LAZYSNAP_BENCH_IMAGES ("probe big"),
 // LAZYSNAP_BENCH_LINKS ("loopback shaped"), LAZYSNAP_BENCH_MODES (all),
 // STARGZ_BIN (containerd-stargz-grpc; without it the stargz mode is skipped).
-// Mirrors ../shared/anchor/three-way.sh, which the project does not depend on.
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,7 +42,7 @@ const SHAPED_RATE_MBIT = 100;
 const SHAPED_RTT_MS = 20;
 const PULL_TIMEOUT_MS = 1_800_000;
 const MiB = 1024 * 1024;
-const STARGZ_HINT = 'set STARGZ_BIN=/path/to/containerd-stargz-grpc (../shared/anchor/build-stargz.sh builds it)';
+const STARGZ_HINT = "set STARGZ_BIN=/path/to/containerd-stargz-grpc (stargz-snapshotter's daemon) to measure it";
 
 interface Options {
   rounds: number;
