@@ -5,11 +5,13 @@ import { join } from 'node:path';
 import { benchLazyLayer } from './lazy-layer.bench.js';
 import { benchSnapshotter } from './snapshotter.bench.js';
 import { benchStartup } from './startup.bench.js';
+import { benchThreeWay } from './three-way.bench.js';
 
 const BENCHES: Record<string, () => Promise<{ text: string }>> = {
   snapshotter: benchSnapshotter,
   'lazy-layer': benchLazyLayer,
   startup: benchStartup,
+  'three-way': benchThreeWay,
 };
 
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(BENCHES);

@@ -4,7 +4,7 @@
 // netem). Only addresses inside the pair are used.
 import { execFileSync } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ManagedProcess, freePort, waitUntil } from '../harness/process.js';
 
@@ -18,6 +18,8 @@ export interface ShapedRegistry {
   /** host:port on 127.0.0.1 that reaches the shaped registry. */
   host: string;
   bytesServed(): number;
+  /** The registry's access log so far (see test/harness/registry-log.ts). */
+  readLog(): string;
   stop(): Promise<void>;
 }
 
@@ -54,8 +56,9 @@ export async function startShapedRegistry(workDir: string, storageDir: string, r
   sh(['ip', 'netns', 'exec', NS, 'tc', 'qdisc', 'add', 'dev', NS_IF, ...tbf]);
 
   const config = join(workDir, 'shaped-registry.yml');
-  writeFileSync(config, ['version: 0.1', 'log:', '  level: warn', 'storage:', '  filesystem:', `    rootdirectory: ${storageDir}`, 'http:', `  addr: ${NS_ADDR}:5000`, ''].join('\n'));
-  const registry = new ManagedProcess('ip', ['netns', 'exec', NS, 'docker-registry', 'serve', config], join(workDir, 'shaped-registry.log'));
+  writeFileSync(config, ['version: 0.1', 'log:', '  level: warn', '  accesslog:', '    disabled: false', 'storage:', '  filesystem:', `    rootdirectory: ${storageDir}`, 'http:', `  addr: ${NS_ADDR}:5000`, ''].join('\n'));
+  const logPath = join(workDir, 'shaped-registry.log');
+  const registry = new ManagedProcess('ip', ['netns', 'exec', NS, 'docker-registry', 'serve', config], logPath);
   const port = await freePort();
   let served = 0;
   const proxy = await startDelayProxy(port, NS_ADDR, 5000, rttMs / 2, (n) => {
@@ -71,6 +74,7 @@ export async function startShapedRegistry(workDir: string, storageDir: string, r
   return {
     host,
     bytesServed: () => served,
+    readLog: () => readFileSync(logPath, 'utf8'),
     stop: async () => {
       await new Promise<void>((resolve) => proxy.close(() => resolve()));
       await registry.stop();
