@@ -125,9 +125,10 @@ before(async () => {
   targetDigest = (await registryClient.resolve(victim.estargzRef)).manifest.layers[2]!.digest;
   await startAttackerRegistry();
   const daemonDir = join(work, 'lazysnap');
-  // An operator's pre-existing root, readable by all; lazysnap creates everything inside.
-  mkdirSync(join(daemonDir, 'root'), { recursive: true, mode: 0o755 });
-  chmodSync(join(daemonDir, 'root'), 0o755);
+  // An operator's pre-existing root, readable by all on a path all can walk (like /var/lib/lazysnap);
+  // lazysnap creates everything inside.
+  mkdirSync(join(daemonDir, 'root'), { recursive: true });
+  for (const dir of [work, daemonDir, join(daemonDir, 'root')]) chmodSync(dir, 0o755);
   const metricsPort = await freePort();
   metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   daemon = await startDaemon(daemonDir, ['--metrics-address', `127.0.0.1:${metricsPort}`]);
@@ -192,6 +193,9 @@ describe('private layer directories', () => {
     });
     assert.equal(suid.length, 1, 'root sees the setuid binary in its lazy mount');
     assert.equal(asNobody('id -u').output.trim(), '65534', 'setpriv works');
+    const root = asNobody(`ls '${daemon.root}'`);
+    assert.equal(root.status, 0, `nobody can walk to ROOT and list it (else this test proves nothing): ${root.output}`);
+    assert.match(root.output, /layers/);
     const executed = asNobody(`'${suid[0]!}'`);
     assert.notEqual(executed.status, 0, `nobody ran the setuid binary: ${executed.output}`);
     assert.doesNotMatch(executed.output, /euid=0/);
