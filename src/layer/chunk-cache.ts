@@ -6,9 +6,10 @@
  * because the disk is outside our control.
  *
  * Keys are chunk digests ("sha256:..."), so two layers holding the same content
- * share one entry. A chunk without a digest (only possible when the TOC was read
- * with requireChunkDigests off) gets a key naming its layer and position and
- * stays in memory: there is nothing to check a disk copy against.
+ * share one entry: what is shared is what was verified. A chunk without a digest
+ * (only possible when the TOC was read with requireChunkDigests off) gets a key
+ * naming its layer (blob and TOC digest) and position and stays in memory: there
+ * is nothing to check a disk copy against.
  */
 import { LRUCache } from 'lru-cache';
 import type { FileChunk } from '../estargz/index.js';
@@ -38,10 +39,16 @@ export interface ChunkCacheStats {
 
 const DEFAULT_DISK_BYTES = 10 * 1024 * 1024 * 1024;
 
-/** The cache key of a chunk of the layer blob `layerDigest`. */
-export function chunkCacheKey(layerDigest: string, chunk: FileChunk): string {
+/**
+ * The cache key of a chunk of a layer. A chunk with a digest is known by it (its
+ * bytes are hashed before they are cached). A digest-less chunk is known only by
+ * its place in its layer, so `layer` must name everything that layer was opened
+ * as (blob digest and TOC digest): two blobs served under one blob digest must
+ * not see each other's unverified bytes.
+ */
+export function chunkCacheKey(layer: string, chunk: FileChunk): string {
   if (chunk.chunkDigest !== undefined && parseChunkDigest(chunk.chunkDigest) !== undefined) return chunk.chunkDigest;
-  return `layer:${layerDigest}@${chunk.offset}+${chunk.innerOffset}:${chunk.chunkSize}`;
+  return `layer:${layer}@${chunk.offset}+${chunk.innerOffset}:${chunk.chunkSize}`;
 }
 
 /**

@@ -32,6 +32,8 @@ export interface LoaderCounters {
 export interface ChunkLoaderContext {
   ref: string;
   digest: string;
+  /** Digest of the TOC the chunks come from (part of the cache key of digest-less chunks). */
+  tocDigest: string;
   fetcher: BlobFetcher;
   cache: ChunkCache;
   logger: Logger;
@@ -55,6 +57,12 @@ export interface LoadOptions {
    * network cannot pile up unwritten chunks in memory.
    */
   background?: boolean;
+  /**
+   * Compressed blob bytes [start, start + data.length) the caller already holds
+   * (the background walk, which fetched them to hash the blob): missing chunks are
+   * taken from there, no request is made. Every chunk must lie inside.
+   */
+  source?: { start: number; data: Buffer };
 }
 
 interface Claim {
@@ -79,7 +87,21 @@ export class ChunkLoader {
   constructor(private readonly ctx: ChunkLoaderContext) {}
 
   keyOf(chunk: FileChunk): string {
-    return chunkCacheKey(this.ctx.digest, chunk);
+    return chunkCacheKey(`${this.ctx.digest}+${this.ctx.tocDigest}`, chunk);
+  }
+
+  /** Compressed blob bytes [start, start + length), under the layer's deadline and abort signal, counted. */
+  async fetchRange(start: number, length: number): Promise<Buffer> {
+    const { ctx } = this;
+    try {
+      const data = await fetchWithDeadline(ctx.fetcher, start, length, { ref: ctx.ref, digest: ctx.digest, timeoutMs: ctx.timeoutMs, signal: ctx.signal });
+      ctx.counters.requests++;
+      ctx.counters.bytesFetched += data.length;
+      return data;
+    } catch (err) {
+      ctx.counters.fetchErrors++;
+      throw err;
+    }
   }
 
   /** Cached in memory or on disk (an index check, no I/O). */
@@ -153,6 +175,15 @@ export class ChunkLoader {
       }
     }));
     if (missing.length === 0) return;
+    const { source } = options;
+    if (source !== undefined) {
+      const end = source.start + source.data.length;
+      const outside = missing.filter((claim) => claim.chunk.offset < source.start || claim.chunk.compressedEnd > end);
+      for (const claim of outside) claim.reject(new RangeError(`chunk at ${claim.chunk.offset} of ${this.ctx.digest} is not inside the bytes [${source.start}, ${end}) supplied for it`));
+      const inside = missing.filter((claim) => !outside.includes(claim));
+      await this.inflateRun({ start: source.start, end, claims: inside }, source.data, options.background === true);
+      return;
+    }
     await Promise.all(this.plan(missing, options).map((run) => this.fetchRun(run, options.background === true)));
   }
 
@@ -177,19 +208,18 @@ export class ChunkLoader {
   }
 
   private async fetchRun(run: Run, background: boolean): Promise<void> {
-    const { ctx } = this;
     let compressed: Buffer;
     try {
-      compressed = await fetchWithDeadline(ctx.fetcher, run.start, run.end - run.start, {
-        ref: ctx.ref, digest: ctx.digest, timeoutMs: ctx.timeoutMs, signal: ctx.signal,
-      });
-      ctx.counters.requests++;
-      ctx.counters.bytesFetched += compressed.length;
+      compressed = await this.fetchRange(run.start, run.end - run.start);
     } catch (err) {
-      ctx.counters.fetchErrors++;
       for (const claim of run.claims) claim.reject(err);
       return;
     }
+    await this.inflateRun(run, compressed, background);
+  }
+
+  /** Inflates and verifies every claim of the run from the run's compressed bytes. */
+  private async inflateRun(run: Run, compressed: Buffer, background: boolean): Promise<void> {
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < run.claims.length) {

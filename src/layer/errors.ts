@@ -81,6 +81,23 @@ export class LayerUnavailableError extends LayerError {
 }
 
 /**
+ * The whole blob was fetched and its bytes do not hash to the digest the layer
+ * is known by: whoever served it served another blob under that name. Every
+ * read of the layer fails from then on, even of chunks that matched the TOC,
+ * because the TOC itself came from that blob.
+ */
+export class LayerPoisonedError extends LayerUnavailableError {
+  readonly expected: string;
+  readonly actual: string;
+
+  constructor(init: { ref: string; digest: string; actual: string }) {
+    super(`layer blob does not match its digest (it hashes to ${init.actual}); refusing to serve it`, init);
+    this.expected = init.digest;
+    this.actual = init.actual;
+  }
+}
+
+/**
  * No TOC digest to check the TOC against, and unverified layers are not allowed.
  * Without that digest every chunk digest comes from an unauthenticated TOC, so
  * "verified" reads would verify nothing.

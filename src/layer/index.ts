@@ -6,12 +6,12 @@
  */
 export { openRemoteLayer, RemoteLayer, DEFAULT_FETCH_TIMEOUT_MS, type LayerStats, type RemoteLayerOptions } from './remote-layer.js';
 export { ChunkCache, chunkCacheKey, type CacheTier, type ChunkCacheOptions, type ChunkCacheStats } from './chunk-cache.js';
-export { DiskChunkStore, type DiskChunkStoreOptions, type DiskStoreStats } from './disk-cache.js';
+export { DiskChunkStore, parseChunkDigest, type DiskChunkStoreOptions, type DiskStoreStats } from './disk-cache.js';
 export { bufferFetcher, fetchWithDeadline, registryFetcher, withDeadline, type BlobFetcher, type DeadlineContext } from './fetcher.js';
 export { FsTree, OPAQUE_WHITEOUT, OPAQUE_XATTR, WHITEOUT_PREFIX } from './fs-tree.js';
 export { type PrefetchResult } from './prefetch.js';
-export { type BackgroundFetchResult } from './background-fetch.js';
+export { type BackgroundFetchResult, type BlobCheck } from './background-fetch.js';
 export { type LoaderCounters } from './chunk-loader.js';
 export { DEFAULT_TAIL_SIZE } from './toc-loader.js';
-export { ChunkVerificationError, InvalidReadError, LayerError, LayerFetchError, LayerUnavailableError, UnverifiedLayerError } from './errors.js';
+export { ChunkVerificationError, InvalidReadError, LayerError, LayerFetchError, LayerPoisonedError, LayerUnavailableError, UnverifiedLayerError } from './errors.js';
 export { silentLogger, type Logger } from './logger.js';

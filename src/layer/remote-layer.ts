@@ -7,11 +7,11 @@
  */
 import { chunksForRange, type FileChunk, type Landmark, type TocIndex, type TocLimits } from '../estargz/index.js';
 import type { FsNode, LayerContent } from '../fuse/types.js';
-import { runBackgroundFetch, type BackgroundFetchResult } from './background-fetch.js';
+import { runBackgroundFetch, type BackgroundFetchResult, type BlobVerification } from './background-fetch.js';
 import type { ChunkCache } from './chunk-cache.js';
 import { ChunkLoader, type LoaderCounters } from './chunk-loader.js';
-import { InvalidReadError, LayerUnavailableError, UnverifiedLayerError } from './errors.js';
-import type { BlobFetcher } from './fetcher.js';
+import { InvalidReadError, LayerPoisonedError, LayerUnavailableError, UnverifiedLayerError } from './errors.js';
+import { withDeadline, type BlobFetcher } from './fetcher.js';
 import { FsTree } from './fs-tree.js';
 import { silentLogger, type Logger } from './logger.js';
 import { prefetchLandmarkRange, type PrefetchResult } from './prefetch.js';
@@ -43,6 +43,11 @@ export interface RemoteLayerOptions {
   backgroundFetchConcurrency?: number | undefined;
   /** Size of one background request (default 4 MiB). */
   backgroundRangeBytes?: number | undefined;
+  /**
+   * This blob was already hashed whole and matched its digest (by an earlier open):
+   * the background fetch then fetches only missing chunks instead of the whole blob.
+   */
+  blobVerified?: boolean | undefined;
   /** Start prefetch() as part of open (not awaited). Default false: the caller decides when. */
   prefetch?: boolean | undefined;
   tocLimits?: Partial<TocLimits> | undefined;
@@ -93,6 +98,10 @@ export class RemoteLayer implements LayerContent {
   private prefetching: Promise<PrefetchResult> | undefined;
   private background: Promise<BackgroundFetchResult> | undefined;
   private closed = false;
+  private readonly size: number | undefined;
+  private readonly fetcher: BlobFetcher;
+  private readonly fetchTimeoutMs: number;
+  private blobState: 'unchecked' | 'verified' | LayerPoisonedError;
 
   /** @internal use openRemoteLayer */
   constructor(init: {
@@ -110,6 +119,10 @@ export class RemoteLayer implements LayerContent {
     this.logger = init.logger;
     this.abort = init.abort;
     this.openInfo = init.openInfo;
+    this.size = init.options.size;
+    this.fetcher = init.options.fetcher;
+    this.fetchTimeoutMs = positive('fetchTimeoutMs', init.options.fetchTimeoutMs, DEFAULT_FETCH_TIMEOUT_MS);
+    this.blobState = init.options.blobVerified === true ? 'verified' : 'unchecked';
     this.backgroundConcurrency = positive('backgroundFetchConcurrency', init.options.backgroundFetchConcurrency, DEFAULT_BACKGROUND_CONCURRENCY);
     this.backgroundRangeBytes = positive('backgroundRangeBytes', init.options.backgroundRangeBytes, DEFAULT_BACKGROUND_RANGE_BYTES);
   }
@@ -126,6 +139,16 @@ export class RemoteLayer implements LayerContent {
     return this.closed;
   }
 
+  /** Set when the whole blob was hashed and did not match its digest: every read fails with it. */
+  get poisoned(): LayerPoisonedError | undefined {
+    return this.blobState instanceof LayerPoisonedError ? this.blobState : undefined;
+  }
+
+  /** The whole blob was hashed (now or by an earlier open) and matched its digest. */
+  get isBlobVerified(): boolean {
+    return this.blobState === 'verified';
+  }
+
   lookup(path: string): FsNode | undefined {
     return this.tree.lookup(path);
   }
@@ -133,6 +156,7 @@ export class RemoteLayer implements LayerContent {
   /** Up to `length` bytes of a regular file from `offset` (fewer at end of file), verified. */
   async read(node: FsNode, offset: number, length: number): Promise<Buffer> {
     if (this.closed) throw new LayerUnavailableError('layer is closed', { ref: this.ref, digest: this.digest });
+    this.refuseIfPoisoned();
     const toc = this.tree.tocNodeOf(node);
     if (toc === undefined || node.type !== 'reg') throw new InvalidReadError(`read of a node that is not a regular file of layer ${this.digest}`);
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
@@ -152,6 +176,8 @@ export class RemoteLayer implements LayerContent {
       this.foreground--;
       if (this.foreground === 0) this.wakeIdle();
     }
+    // The blob may have been found out while this read waited for its chunks.
+    this.refuseIfPoisoned();
     const out = Buffer.allocUnsafe(end - offset);
     chunks.forEach((chunk, i) => {
       const from = Math.max(offset, chunk.chunkOffset);
@@ -178,24 +204,79 @@ export class RemoteLayer implements LayerContent {
   }
 
   /**
-   * Starts fetching every uncached chunk in the background (idempotent); the
-   * promise settles when that is over (never rejects). Waits for a prefetch under
-   * way first, since that already covers the head of the blob.
+   * Starts fetching the whole blob in the background (idempotent): every
+   * uncached chunk is cached, and the blob is hashed against its digest. A
+   * mismatch poisons the layer (every read fails from then on). The promise
+   * settles when that is over (never rejects). Waits for a prefetch under way
+   * first, since that already covers the head of the blob.
    */
   startBackgroundFetch(): Promise<BackgroundFetchResult> {
     this.background ??= (async () => {
       await this.prefetching?.catch(() => {});
-      return runBackgroundFetch({
+      const result = await runBackgroundFetch({
         chunks: this.index.allChunks(),
         loader: this.loader,
+        tocOffset: this.index.tocOffset,
+        verify: await this.blobVerification(),
         concurrency: this.backgroundConcurrency,
         rangeBytes: this.backgroundRangeBytes,
         waitForForeground: () => this.waitForIdle(),
         signal: this.abort.signal,
         logger: this.logger,
       });
+      this.recordBlobCheck(result);
+      return result;
     })();
     return this.background;
+  }
+
+  /** What the background fetch checks the blob against; needs the blob's size (asked of the registry if unknown). */
+  private async blobVerification(): Promise<BlobVerification> {
+    if (this.blobState === 'verified') return { unchecked: 'blob already verified' };
+    let size = this.size;
+    if (size === undefined) {
+      const sizeOf = this.fetcher.size;
+      if (sizeOf === undefined) return { unchecked: 'blob size unknown' };
+      const what = { ref: this.ref, digest: this.digest, offset: 0, length: 0, label: 'blob size lookup' };
+      try {
+        size = await withDeadline(sizeOf, what, { timeoutMs: this.fetchTimeoutMs, signal: this.abort.signal });
+      } catch (err) {
+        this.logger.warn({ ref: this.ref, digest: this.digest, err: err instanceof Error ? err.message : String(err) }, 'blob size unknown; the blob will not be checked against its digest');
+        return { unchecked: 'blob size unknown' };
+      }
+    }
+    // The footer lies after the TOC: a blob said to end before it cannot be the one the TOC came from.
+    if (!Number.isSafeInteger(size) || size <= this.index.tocOffset) {
+      this.logger.warn({ ref: this.ref, digest: this.digest, size, tocOffset: this.index.tocOffset }, 'blob size ends before its TOC; the blob cannot be checked against its digest');
+      return { unchecked: 'blob size inconsistent with its TOC' };
+    }
+    return { digest: this.digest, size };
+  }
+
+  private recordBlobCheck(result: BackgroundFetchResult): void {
+    const check = result.blob;
+    if (check.outcome === 'verified') {
+      this.blobState = 'verified';
+      this.logger.debug({ ref: this.ref, digest: this.digest }, 'whole layer blob fetched and matches its digest');
+    } else if (check.outcome === 'mismatch') {
+      this.poison(check.actual);
+    }
+  }
+
+  private refuseIfPoisoned(): void {
+    if (this.blobState instanceof LayerPoisonedError) {
+      this.readStats.readErrors++;
+      throw this.blobState;
+    }
+  }
+
+  private poison(actual: string): void {
+    if (this.blobState instanceof LayerPoisonedError) return;
+    this.blobState = new LayerPoisonedError({ ref: this.ref, digest: this.digest, actual });
+    this.logger.error(
+      { ref: this.ref, digest: this.digest, expected: this.digest, actual, tocDigest: this.index.tocDigest },
+      'layer blob does not match its digest; the layer is poisoned and every read of it fails',
+    );
   }
 
   /** True when every chunk is in the cache: reads then need no network. */
@@ -275,6 +356,7 @@ export async function openRemoteLayer(options: RemoteLayerOptions): Promise<Remo
     cache: options.cache,
     logger,
     timeoutMs,
+    tocDigest: loaded.index.tocDigest,
     maxRangeBytes: positive('maxRangeBytes', options.maxRangeBytes, DEFAULT_MAX_RANGE_BYTES),
     signal: abort.signal,
     counters,

@@ -1,25 +1,34 @@
 /**
  * The RemoteMounter over eStargz: resolves a layer's TOC digest, opens the
- * layer once per digest (footer and TOC fetched and verified once, however
- * many Prepares race for it), and mounts it read-only over FUSE wherever a
- * snapshot needs it. Chunks are shared through one cache for all layers.
+ * layer once per identity (blob digest + verified TOC digest: footer and TOC
+ * fetched and verified once, however many Prepares race for it), and mounts it
+ * read-only over FUSE wherever a snapshot needs it. Chunks are shared through
+ * one cache for all layers, keyed by their own verified digests.
+ *
+ * The mounts live under a directory only root can enter: images carry setuid
+ * binaries, and the mounts honour setuid and allow other users.
+ *
+ * A layer whose background fetch finds that the whole blob does not hash to its
+ * digest is poisoned: its reads fail, and it is never handed to a new snapshot
+ * (the layer is then downloaded, and containerd checks the download).
  */
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { cleanupStaleMounts, isMounted, mountLayer, type MountedLayer } from '../../fuse/index.js';
-import { openRemoteLayer, registryFetcher, type ChunkCache, type RemoteLayer } from '../../layer/index.js';
+import { LayerPoisonedError, openRemoteLayer, registryFetcher, type BackgroundFetchResult, type ChunkCache, type RemoteLayer } from '../../layer/index.js';
 import type { RegistryClient } from '../../registry/index.js';
 import { KeyedMutex, SingleFlight } from '../../sync/index.js';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RemoteLayerRef } from '../metadata-store.js';
 import type { RemoteMounter } from './remote-mounter.js';
 import type { RemoteRequest } from './remote-request.js';
+import { layerIdentity } from './layer-identity.js';
 import { TocDigestResolver } from './toc-digest-resolver.js';
 
 export interface EstargzMounterOptions {
   registry: RegistryClient;
-  /** Each layer is mounted at <mountRoot>/<digest hex>. */
+  /** Each layer is mounted at <mountRoot>/<identity dir name>; made 0700 (root only) at start. */
   mountRoot: string;
   cache: ChunkCache;
   /** Verified TOCs are kept here so a restart needs no registry for cached layers. */
@@ -47,6 +56,7 @@ interface LayerMount {
   references: number;
 }
 
+/** Every map, flight and lock below is keyed by layerIdentity(...).key, never by blob digest alone. */
 export class EstargzMounter implements RemoteMounter {
   private readonly tocDigests: TocDigestResolver;
   private readonly opening = new SingleFlight<OpenLayer>();
@@ -54,6 +64,12 @@ export class EstargzMounter implements RemoteMounter {
   private readonly mounted = new Map<string, LayerMount>();
   private readonly unmounting = new KeyedMutex();
   private readonly layerOpens: Counter<'outcome'>;
+  private readonly layersPoisoned: Counter;
+  /** Layers whose whole blob did not hash to its digest, for the daemon's lifetime. */
+  private readonly poisoned = new Map<string, LayerPoisonedError>();
+  /** Layers whose whole blob matched its digest: a reopen need not hash it again. */
+  private readonly blobVerified = new Set<string>();
+  private mountRootReady: Promise<void> | undefined;
 
   constructor(private readonly options: EstargzMounterOptions) {
     this.tocDigests = new TocDigestResolver(options.registry);
@@ -61,6 +77,11 @@ export class EstargzMounter implements RemoteMounter {
       name: 'lazysnap_remote_layer_opens_total',
       help: 'Remote layers opened (footer and TOC read and verified), by outcome.',
       labelNames: ['outcome'],
+      registers: [options.metrics],
+    });
+    this.layersPoisoned = new Counter({
+      name: 'lazysnap_remote_layer_poisoned_total',
+      help: 'Remote layers whose whole blob, once fetched, did not hash to the layer digest (reads then fail with EIO).',
       registers: [options.metrics],
     });
   }
@@ -76,19 +97,28 @@ export class EstargzMounter implements RemoteMounter {
     }
     if (!tocDigest && !this.options.allowUnverified) return undefined;
     const layerRef: RemoteLayerRef = { ref, digest: layerDigest, tocDigest: tocDigest ?? '', ...(size !== undefined ? { size } : {}) };
+    const { key } = layerIdentity(layerRef);
+    if (this.poisoned.has(key)) {
+      this.options.logger.warn({ ref, layer: layerDigest, tocDigest }, 'layer was found poisoned earlier; it will be downloaded');
+      return undefined;
+    }
     // Opening verifies the TOC: a layer that is not eStargz, or whose TOC lies, is not remote.
-    await this.open(layerRef);
+    const open = await this.open(layerRef);
+    if (open.layer.poisoned !== undefined) return undefined;
     return layerRef;
   }
 
   async acquire(layerRef: RemoteLayerRef): Promise<string> {
-    const mountpoint = this.mountpointOf(layerRef);
+    const identity = layerIdentity(layerRef);
+    const mountpoint = join(this.options.mountRoot, identity.dirName);
     // Serialized with release() per layer, so a last release and a new acquire cannot interleave.
-    return this.unmounting.withLock(layerRef.digest, async () => {
-      let entry = this.mounted.get(layerRef.digest);
+    return this.unmounting.withLock(identity.key, async () => {
+      let entry = this.mounted.get(identity.key);
       if (!entry) {
-        entry = await this.mountLayer(layerRef, mountpoint);
-        this.mounted.set(layerRef.digest, entry);
+        const poisoned = this.poisoned.get(identity.key);
+        if (poisoned !== undefined) throw poisoned;
+        entry = await this.mountLayer(layerRef, identity.key, mountpoint);
+        this.mounted.set(identity.key, entry);
       }
       entry.references++;
       return mountpoint;
@@ -96,47 +126,74 @@ export class EstargzMounter implements RemoteMounter {
   }
 
   async release(layerRef: RemoteLayerRef): Promise<void> {
-    await this.unmounting.withLock(layerRef.digest, async () => {
-      const entry = this.mounted.get(layerRef.digest);
+    const { key } = layerIdentity(layerRef);
+    await this.unmounting.withLock(key, async () => {
+      const entry = this.mounted.get(key);
       if (!entry || --entry.references > 0) return;
-      this.mounted.delete(layerRef.digest);
+      this.mounted.delete(key);
       await entry.mount.unmount();
-      const open = this.layers.get(layerRef.digest);
+      const open = this.layers.get(key);
       if (open) {
         // Nothing serves this layer any more: free its memory; its chunks stay in the disk cache.
-        this.layers.delete(layerRef.digest);
+        this.layers.delete(key);
         await open.layer.close();
       }
     });
   }
 
-  cleanupStale(): Promise<string[]> {
+  async cleanupStale(): Promise<string[]> {
+    await this.prepareMountRoot();
     return cleanupStaleMounts(this.options.mountRoot, this.options.logger);
   }
 
-  private mountpointOf(layerRef: RemoteLayerRef): string {
-    return join(this.options.mountRoot, layerRef.digest.replace(/^sha256:/, ''));
+  /**
+   * Makes the mount root root's alone, also when it already existed with a wider
+   * mode (an operator's directory, or an older version's 0755): the mounts below
+   * serve setuid binaries to whoever can reach them.
+   */
+  private prepareMountRoot(): Promise<void> {
+    this.mountRootReady ??= (async () => {
+      await mkdir(this.options.mountRoot, { recursive: true, mode: 0o700 });
+      await chmod(this.options.mountRoot, 0o700);
+    })().catch((err: unknown) => {
+      this.mountRootReady = undefined;
+      throw err;
+    });
+    return this.mountRootReady;
   }
 
-  private async mountLayer(layerRef: RemoteLayerRef, mountpoint: string): Promise<LayerMount> {
+  private async mountLayer(layerRef: RemoteLayerRef, key: string, mountpoint: string): Promise<LayerMount> {
     const open = await this.open(layerRef);
     clearTimeout(open.unusedTimer);
-    await mkdir(mountpoint, { recursive: true, mode: 0o755 });
+    await this.prepareMountRoot();
+    await mkdir(mountpoint, { recursive: true, mode: 0o700 });
     if (await isMounted(mountpoint)) await cleanupStaleMounts(mountpoint, this.options.logger);
     const mount = await mountLayer(open.layer, mountpoint, { logger: this.options.logger, fsname: 'lazysnap', subtype: 'estargz' });
     if (this.options.backgroundFetch) {
       open.layer.startBackgroundFetch().then(
-        (result) => this.options.logger.debug({ layer: layerRef.digest, result }, 'background fetch finished'),
+        (result) => this.recordBackgroundFetch(layerRef, key, open.layer, result),
         (err: unknown) => this.options.logger.warn({ err, layer: layerRef.digest }, 'background fetch stopped; chunks will be fetched on first read'),
       );
     }
     return { mount, references: 0 };
   }
 
+  private recordBackgroundFetch(layerRef: RemoteLayerRef, key: string, layer: RemoteLayer, result: BackgroundFetchResult): void {
+    this.options.logger.debug({ layer: layerRef.digest, tocDigest: layerRef.tocDigest, result }, 'background fetch finished');
+    const poisoned = layer.poisoned;
+    if (poisoned !== undefined) {
+      // The layer logged it (ref, digest, expected and actual hash); count it once and keep it from new snapshots.
+      if (!this.poisoned.has(key)) this.layersPoisoned.inc();
+      this.poisoned.set(key, poisoned);
+    } else if (layer.isBlobVerified) {
+      this.blobVerified.add(key);
+    }
+  }
+
   async close(): Promise<void> {
-    for (const [digest, entry] of [...this.mounted.entries()]) {
-      this.mounted.delete(digest);
-      await entry.mount.unmount().catch((err: unknown) => this.options.logger.error({ err, layer: digest }, 'unmount at shutdown failed'));
+    for (const [key, entry] of [...this.mounted.entries()]) {
+      this.mounted.delete(key);
+      await entry.mount.unmount().catch((err: unknown) => this.options.logger.error({ err, layer: key }, 'unmount at shutdown failed'));
     }
     for (const open of this.layers.values()) {
       clearTimeout(open.unusedTimer);
@@ -146,9 +203,10 @@ export class EstargzMounter implements RemoteMounter {
   }
 
   private async open(layerRef: RemoteLayerRef): Promise<OpenLayer> {
-    const existing = this.layers.get(layerRef.digest);
+    const { key } = layerIdentity(layerRef);
+    const existing = this.layers.get(key);
     if (existing) return existing;
-    return this.opening.do(layerRef.digest, async () => {
+    return this.opening.do(key, async () => {
       const { registry, logger } = this.options;
       try {
         const layer = await openRemoteLayer({
@@ -162,19 +220,20 @@ export class EstargzMounter implements RemoteMounter {
           tocCacheDir: this.options.tocCacheDir,
           fetchTimeoutMs: this.options.fetchTimeoutMs,
           backgroundFetchConcurrency: this.options.backgroundFetchConcurrency,
-          logger: logger.child({ layer: layerRef.digest }),
+          blobVerified: this.blobVerified.has(key),
+          logger: logger.child({ layer: layerRef.digest, tocDigest: layerRef.tocDigest }),
         });
         if (this.options.prefetch) {
           layer.prefetch().catch((err: unknown) => logger.warn({ err, layer: layerRef.digest }, 'prefetch failed; files will be fetched on first read'));
         }
         const open: OpenLayer = { layer };
         open.unusedTimer = setTimeout(() => {
-          if (this.mounted.has(layerRef.digest) || this.layers.get(layerRef.digest) !== open) return;
-          this.layers.delete(layerRef.digest);
+          if (this.mounted.has(key) || this.layers.get(key) !== open) return;
+          this.layers.delete(key);
           layer.close().catch((err: unknown) => logger.warn({ err, layer: layerRef.digest }, 'closing an unused layer failed'));
         }, UNUSED_LAYER_MS);
         open.unusedTimer.unref();
-        this.layers.set(layerRef.digest, open);
+        this.layers.set(key, open);
         this.layerOpens.inc({ outcome: 'ok' });
         return open;
       } catch (err) {
