@@ -5,7 +5,7 @@
  * request, startBackgroundFetch() the rest, so that eventually the layer needs
  * no network at all.
  */
-import { chunksForRange, type FileChunk, type Landmark, type TocIndex, type TocLimits } from '../estargz/index.js';
+import { chunksForRange, type Landmark, type TocIndex, type TocLimits } from '../estargz/index.js';
 import type { FsNode, LayerContent } from '../fuse/types.js';
 import { runBackgroundFetch, type BackgroundFetchResult } from './background-fetch.js';
 import type { ChunkCache } from './chunk-cache.js';
@@ -79,6 +79,7 @@ export class RemoteLayer implements LayerContent {
   readonly index: TocIndex;
   readonly root: FsNode;
   readonly totalSize: number;
+  readonly inodeCount: number;
   private readonly tree: FsTree;
   private readonly loader: ChunkLoader;
   private readonly counters: LoaderCounters;
@@ -105,6 +106,7 @@ export class RemoteLayer implements LayerContent {
     this.tree = FsTree.fromIndex(init.index);
     this.root = this.tree.root;
     this.totalSize = this.tree.totalSize;
+    this.inodeCount = this.tree.inodeCount;
     this.loader = init.loader;
     this.counters = init.counters;
     this.logger = init.logger;
@@ -200,7 +202,8 @@ export class RemoteLayer implements LayerContent {
 
   /** True when every chunk is in the cache: reads then need no network. */
   isFullyCached(): boolean {
-    return this.index.allChunks().every((chunk: FileChunk) => this.loader.isCached(chunk));
+    for (const chunk of this.index.chunksByOffset()) if (!this.loader.isCached(chunk)) return false;
+    return true;
   }
 
   stats(): LayerStats {
