@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { cleanupStaleMounts, isMounted, mountLayer, type MountedLayer } from '../../fuse/index.js';
-import { openRemoteLayer, registryFetcher, type ChunkCache, type RemoteLayer } from '../../layer/index.js';
+import { DEFAULT_TOC_MEMORY_BYTES, TocMemoryBudget, openRemoteLayer, registryFetcher, type ChunkCache, type RemoteLayer } from '../../layer/index.js';
 import type { RegistryClient } from '../../registry/index.js';
 import { KeyedMutex, SingleFlight } from '../../sync/index.js';
 import { mkdir } from 'node:fs/promises';
@@ -31,6 +31,8 @@ export interface EstargzMounterOptions {
   prefetch: boolean;
   backgroundFetch: boolean;
   backgroundFetchConcurrency: number;
+  /** Memory all open layers' parsed TOCs may hold together (`[remote] toc_memory_mib`); default 512 MiB. A layer past it is not served remotely. */
+  tocMemoryBytes?: number | undefined;
 }
 
 interface OpenLayer {
@@ -54,9 +56,11 @@ export class EstargzMounter implements RemoteMounter {
   private readonly mounted = new Map<string, LayerMount>();
   private readonly unmounting = new KeyedMutex();
   private readonly layerOpens: Counter<'outcome'>;
+  private readonly tocBudget: TocMemoryBudget;
 
   constructor(private readonly options: EstargzMounterOptions) {
     this.tocDigests = new TocDigestResolver(options.registry);
+    this.tocBudget = new TocMemoryBudget(options.tocMemoryBytes ?? DEFAULT_TOC_MEMORY_BYTES);
     this.layerOpens = new Counter({
       name: 'lazysnap_remote_layer_opens_total',
       help: 'Remote layers opened (footer and TOC read and verified), by outcome.',
@@ -162,6 +166,7 @@ export class EstargzMounter implements RemoteMounter {
           tocCacheDir: this.options.tocCacheDir,
           fetchTimeoutMs: this.options.fetchTimeoutMs,
           backgroundFetchConcurrency: this.options.backgroundFetchConcurrency,
+          tocBudget: this.tocBudget,
           logger: logger.child({ layer: layerRef.digest }),
         });
         if (this.options.prefetch) {
