@@ -82,7 +82,7 @@ export class TocMemoryReservation {
 export class TocMemoryBudget {
   readonly totalBytes: number;
   private used = 0;
-  private turn: Promise<unknown> = Promise.resolve();
+  private turn: Promise<void> = Promise.resolve();
 
   constructor(totalBytes: number = DEFAULT_TOC_MEMORY_BYTES) {
     if (!Number.isSafeInteger(totalBytes) || totalBytes <= 0) throw new RangeError(`TOC memory budget must be a positive number of bytes, got ${totalBytes}`);
@@ -106,7 +106,8 @@ export class TocMemoryBudget {
   /** Runs `work` when no other work of this budget runs: TOC parses take turns. */
   inTurn<T>(work: () => Promise<T>): Promise<T> {
     const result = this.turn.then(work);
-    this.turn = result.catch(() => {});
+    // The next turn waits for this one to settle, but must not hold on to its result (a TOC's JSON, say).
+    this.turn = result.then(() => undefined, () => undefined);
     return result;
   }
 
