@@ -4,7 +4,7 @@ import { EstargzError, InvalidFooterError, InvalidTocError, TocDigestMismatchErr
 import { parseFooter } from './footer.js';
 import { extractTocJson } from './toc.js';
 import { TocIndex } from './toc-index.js';
-import { parseTocJson, resolveLimits, type TocLimits } from './validate.js';
+import { parseTocEntries, resolveLimits, type TocLimits } from './validate.js';
 
 export interface ParseTocOptions {
   /** The digest the manifest annotation promises (`containerd.io/snapshot/stargz/toc.digest`). */
@@ -43,8 +43,7 @@ export function parseTocIndex(json: Uint8Array, options: ParseTocOptions & { toc
   const limits = resolveLimits(options.limits);
   const tocDigest = digestOf(json);
   checkExpectedDigest(json, tocDigest, options.expectedTocDigest);
-  const entries = parseTocJson(json, limits);
-  return TocIndex.build(entries, { tocOffset: options.tocOffset, tocDigest, limits, requireChunkDigests: options.requireChunkDigests ?? true });
+  return TocIndex.build(parseTocEntries(json, limits), { tocOffset: options.tocOffset, tocDigest, limits, requireChunkDigests: options.requireChunkDigests ?? true });
 }
 
 /** Reads footer and TOC of a blob through range reads and returns its verified index. */
@@ -64,8 +63,7 @@ export async function readTocIndex(read: BlobRangeReader, blobSize: number, opti
     : await readExactly(read, footer.tocOffset, tocLength);
   const { json, digest } = await extractTocJson(member, limits.maxTocJsonBytes);
   checkExpectedDigest(json, digest, options.expectedTocDigest);
-  const entries = parseTocJson(json, limits);
-  return TocIndex.build(entries, { tocOffset: footer.tocOffset, tocDigest: digest, limits, requireChunkDigests: options.requireChunkDigests ?? true });
+  return TocIndex.build(parseTocEntries(json, limits), { tocOffset: footer.tocOffset, tocDigest: digest, limits, requireChunkDigests: options.requireChunkDigests ?? true });
 }
 
 /** readTocIndex over a blob held in memory. */

@@ -1,32 +1,11 @@
 import { NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK } from './constants.js';
-import { InvalidTocError, type TocErrorReason } from './errors.js';
-import { baseOf, cleanLookupPath, normalizeEntryName, parentOf } from './names.js';
-import type { CheckedEntry, TocLimits } from './validate.js';
+import { cleanLookupPath } from './names.js';
+import { TocBuilder, type TocIndexBuildOptions } from './toc-builder.js';
+import { DIR, REG, TocTable, type FileChunk, type TocNodeType } from './toc-table.js';
+import type { CheckedEntry } from './validate.js';
 
-export type TocNodeType = 'dir' | 'reg' | 'symlink' | 'char' | 'block' | 'fifo';
-
-/**
- * A contiguous piece of a regular file and where its compressed bytes live.
- * To read it: fetch blob bytes [offset, compressedEnd), gunzip them (they may span
- * several gzip members), skip innerOffset bytes, take chunkSize bytes, and check
- * chunkDigest.
- */
-export interface FileChunk {
-  /** Canonical path of the file (the hardlink target's path for hardlinks). */
-  readonly fileName: string;
-  /** Uncompressed offset of this chunk within the file. */
-  readonly chunkOffset: number;
-  /** Uncompressed length of this chunk. */
-  readonly chunkSize: number;
-  /** Compressed blob offset of the gzip member holding the chunk. */
-  readonly offset: number;
-  /** Exclusive end of the compressed range: the next larger data offset in the blob, else the TOC offset. */
-  readonly compressedEnd: number;
-  /** Uncompressed bytes to skip at `offset` before the chunk's data begins (packed small files). */
-  readonly innerOffset: number;
-  /** Digest of the chunk's uncompressed bytes; undefined only if the index was built with requireChunkDigests false. */
-  readonly chunkDigest: string | undefined;
-}
+export type { FileChunk, TocNodeType } from './toc-table.js';
+export type { TocIndexBuildOptions } from './toc-builder.js';
 
 /** One file-system object. Hardlinked names share one node (same content, chunks and inode). */
 export interface TocNode {
@@ -54,59 +33,125 @@ export interface TocNode {
   readonly xattrs: ReadonlyMap<string, Buffer>;
   /** Digest of the whole file content, when the TOC records it. */
   readonly digest: string | undefined;
-  /** Chunks in file order, tiling [0, size) exactly; empty for empty and non-regular files. */
+  /** Chunks in file order, tiling [0, size) exactly; empty for empty and non-regular files. Made on each access. */
   readonly chunks: readonly FileChunk[];
   /** Link count: names for non-directories, 2 + subdirectories for directories. */
   readonly nlink: number;
   /** True for directories the TOC never listed but whose descendants it did. */
   readonly implicit: boolean;
-  /** Children by base name, in TOC order; undefined for non-directories. */
+  /** Children by base name, in TOC order; undefined for non-directories. Made on each access. */
   readonly children: ReadonlyMap<string, TocNode> | undefined;
-}
-
-interface MutableNode {
-  ino: number;
-  name: string;
-  type: TocNodeType;
-  mode: number;
-  statMode: number;
-  uid: number;
-  gid: number;
-  userName: string;
-  groupName: string;
-  size: number;
-  mtimeMs: number | undefined;
-  linkName: string;
-  devMajor: number;
-  devMinor: number;
-  xattrs: ReadonlyMap<string, Buffer>;
-  digest: string | undefined;
-  chunks: readonly FileChunk[];
-  nlink: number;
-  implicit: boolean;
-  children: Map<string, MutableNode> | undefined;
 }
 
 const TYPE_BITS: Readonly<Record<TocNodeType, number>> = {
   dir: 0o040000, reg: 0o100000, symlink: 0o120000, char: 0o020000, block: 0o060000, fifo: 0o010000,
 };
 
+const NO_XATTRS: ReadonlyMap<string, Buffer> = new Map();
+
+/**
+ * A TocNode read from the index's tables when asked: the index keeps no object
+ * per node. Two lookups of one node give two views with the same ino.
+ */
+class TocNodeView implements TocNode {
+  constructor(
+    readonly table: TocTable,
+    /** Node number in the table (ino - 1). */
+    readonly id: number,
+  ) {}
+
+  get ino(): number {
+    return this.id + 1;
+  }
+
+  get name(): string {
+    return this.table.pathOf(this.id);
+  }
+
+  get type(): TocNodeType {
+    return this.table.typeOf(this.id);
+  }
+
+  get mode(): number {
+    return this.table.nodes.mode[this.id]!;
+  }
+
+  get statMode(): number {
+    return TYPE_BITS[this.type] | (this.mode & 0o7777);
+  }
+
+  get uid(): number {
+    return this.table.nodes.uid[this.id]!;
+  }
+
+  get gid(): number {
+    return this.table.nodes.gid[this.id]!;
+  }
+
+  get userName(): string {
+    return this.table.strings[this.table.nodes.userName[this.id]!]!;
+  }
+
+  get groupName(): string {
+    return this.table.strings[this.table.nodes.groupName[this.id]!]!;
+  }
+
+  get size(): number {
+    return this.table.nodes.size[this.id]!;
+  }
+
+  get mtimeMs(): number | undefined {
+    const ms = this.table.nodes.mtimeMs[this.id]!;
+    return Number.isNaN(ms) ? undefined : ms;
+  }
+
+  get linkName(): string {
+    return this.table.linkNames.get(this.id) ?? '';
+  }
+
+  get devMajor(): number {
+    return this.table.devices.get(this.id)?.major ?? 0;
+  }
+
+  get devMinor(): number {
+    return this.table.devices.get(this.id)?.minor ?? 0;
+  }
+
+  get xattrs(): ReadonlyMap<string, Buffer> {
+    return this.table.xattrs.get(this.id) ?? NO_XATTRS;
+  }
+
+  get digest(): string | undefined {
+    const ref = this.table.nodes.digest[this.id]!;
+    return ref < 0 ? undefined : this.table.digests.get(ref);
+  }
+
+  get chunks(): readonly FileChunk[] {
+    const start = this.table.nodes.chunkStart[this.id]!;
+    const out: FileChunk[] = [];
+    for (let c = start; c < start + this.table.nodes.chunkCount[this.id]!; c++) out.push(this.table.chunk(c));
+    return out;
+  }
+
+  get nlink(): number {
+    return this.table.nodes.nlink[this.id]!;
+  }
+
+  get implicit(): boolean {
+    return this.table.nodes.implicit[this.id] === 1;
+  }
+
+  get children(): ReadonlyMap<string, TocNode> | undefined {
+    if (!this.table.isDir(this.id)) return undefined;
+    const { nodes, dirents } = this.table;
+    const out = new Map<string, TocNode>();
+    const start = nodes.direntStart[this.id]!;
+    for (let d = start; d < start + nodes.direntCount[this.id]!; d++) out.set(dirents.name[d]!, new TocNodeView(this.table, dirents.node[d]!));
+    return out;
+  }
+}
+
 export type Landmark = 'prefetch' | 'no-prefetch';
-
-export interface TocIndexBuildOptions {
-  tocOffset: number;
-  tocDigest: string;
-  limits: TocLimits;
-  requireChunkDigests: boolean;
-}
-
-type PendingChunk = { -readonly [K in keyof FileChunk]: FileChunk[K] };
-
-interface OpenFile {
-  entry: CheckedEntry;
-  chunks: PendingChunk[];
-  covered: number;
-}
 
 /** The lookup structure a filesystem and a chunk fetcher work from, built from a validated TOC. */
 export class TocIndex {
@@ -122,52 +167,79 @@ export class TocIndex {
    * files end, so blob bytes [0, prefetchEnd) are worth fetching up front.
    */
   readonly prefetchEnd: number | undefined;
-  private readonly byPath: ReadonlyMap<string, TocNode>;
-  private sortedChunks: readonly FileChunk[] | undefined;
+  /** The compact tables behind the index, for readers that walk many nodes (a layer's file tree). */
+  readonly table: TocTable;
 
-  private constructor(root: TocNode, byPath: ReadonlyMap<string, TocNode>, tocDigest: string, tocOffset: number, entryCount: number) {
-    this.root = root;
-    this.byPath = byPath;
+  private constructor(table: TocTable, tocDigest: string, tocOffset: number, entryCount: number) {
+    this.table = table;
+    this.root = new TocNodeView(table, 0);
     this.tocDigest = tocDigest;
     this.tocOffset = tocOffset;
     this.entryCount = entryCount;
-    const prefetch = root.children?.get(PREFETCH_LANDMARK);
-    if (root.children?.get(NO_PREFETCH_LANDMARK)?.type === 'reg') {
+    const prefetch = table.findChild(0, PREFETCH_LANDMARK);
+    const noPrefetch = table.findChild(0, NO_PREFETCH_LANDMARK);
+    if (noPrefetch >= 0 && table.nodes.type[noPrefetch] === REG) {
       this.landmark = 'no-prefetch';
-    } else if (prefetch?.type === 'reg') {
+    } else if (prefetch >= 0 && table.nodes.type[prefetch] === REG) {
       this.landmark = 'prefetch';
-      this.prefetchEnd = prefetch.chunks[0]?.offset ?? 0;
+      const first = table.nodes.chunkCount[prefetch]! > 0 ? table.nodes.chunkStart[prefetch]! : -1;
+      this.prefetchEnd = first < 0 ? 0 : table.chunks.offset[first]!;
     }
   }
 
   /** Looks a path up the way stargz-snapshotter does: "/a/b", "./a/b" and "a/b/" are the same; "" is the root. */
   lookup(path: string): TocNode | undefined {
-    return this.byPath.get(cleanLookupPath(path));
+    const node = this.table.resolve(cleanLookupPath(path));
+    return node < 0 ? undefined : new TocNodeView(this.table, node);
   }
 
-  /** Every path (hardlink names and implied directories included) with its node, the root first. */
-  paths(): IterableIterator<[string, TocNode]> {
-    return this.byPath.entries();
+  /** The node with inode number `ino`, if there is one. */
+  nodeByIno(ino: number): TocNode | undefined {
+    return Number.isInteger(ino) && ino >= 1 && ino <= this.table.nodeCount ? new TocNodeView(this.table, ino - 1) : undefined;
+  }
+
+  /** Every path (hardlink names and implied directories included) with its node, the root first, depth first. */
+  *paths(): IterableIterator<[string, TocNode]> {
+    const { nodes, dirents } = this.table;
+    yield ['', this.root];
+    const stack: Array<[number, string]> = [[0, '']];
+    while (stack.length > 0) {
+      const [dir, prefix] = stack.pop()!;
+      const start = nodes.direntStart[dir]!;
+      for (let d = start; d < start + nodes.direntCount[dir]!; d++) {
+        const node = dirents.node[d]!;
+        const path = prefix === '' ? dirents.name[d]! : `${prefix}/${dirents.name[d]!}`;
+        yield [path, new TocNodeView(this.table, node)];
+        if (nodes.type[node] === DIR) stack.push([node, path]);
+      }
+    }
   }
 
   get pathCount(): number {
-    return this.byPath.size;
+    return this.table.direntCount + 1;
   }
 
-  /** All chunks of all files, ordered by compressed offset (for prefetch and background fetch). */
-  allChunks(): readonly FileChunk[] {
-    if (this.sortedChunks === undefined) {
-      const seen = new Set<TocNode>();
-      const out: FileChunk[] = [];
-      for (const node of this.byPath.values()) {
-        if (seen.has(node)) continue;
-        seen.add(node);
-        for (const chunk of node.chunks) out.push(chunk);
-      }
-      out.sort((a, b) => a.offset - b.offset || a.innerOffset - b.innerOffset);
-      this.sortedChunks = out;
-    }
-    return this.sortedChunks;
+  get chunkCount(): number {
+    return this.table.chunkCount;
+  }
+
+  /** Estimated heap bytes the index keeps alive. */
+  get estimatedBytes(): number {
+    return this.table.estimatedBytes;
+  }
+
+  /**
+   * All chunks of all files, ordered by compressed offset (for prefetch and
+   * background fetch). A new array of new objects on every call: prefer
+   * chunksByOffset() to walk them without holding them all.
+   */
+  allChunks(): FileChunk[] {
+    return [...this.chunksByOffset()];
+  }
+
+  /** The chunks of all files, ordered by compressed offset, made one at a time. */
+  *chunksByOffset(): IterableIterator<FileChunk> {
+    for (const c of this.table.chunksByOffset) yield this.table.chunk(c);
   }
 
   /** The chunks of `file` that hold bytes [offset, offset + length), clamped to the file's size. */
@@ -176,200 +248,11 @@ export class TocIndex {
   }
 
   /** Builds an index from type-checked entries, enforcing every rule that spans entries. */
-  static build(entries: readonly CheckedEntry[], options: TocIndexBuildOptions): TocIndex {
-    const { tocOffset, limits } = options;
-    const explicit = new Map<string, CheckedEntry>();
-    const filesChunks = new Map<CheckedEntry, PendingChunk[]>();
-    const allChunks: PendingChunk[] = [];
-    const userNames = new Map<number, string>();
-    const groupNames = new Map<number, string>();
-    let open: OpenFile | undefined;
-
-    const fail: (reason: TocErrorReason, detail: string, entry: CheckedEntry) => never = (reason, detail, entry) => {
-      throw new InvalidTocError(reason, detail, entry.rawName ?? `#${entry.index}`);
-    };
-
-    const addChunk = (file: OpenFile, entry: CheckedEntry): void => {
-      if (entry.chunkOffset < file.covered) fail('chunk-overlap', `chunk at ${entry.chunkOffset} overlaps data up to ${file.covered}`, entry);
-      if (entry.chunkOffset > file.covered) fail('chunk-gap', `chunk at ${entry.chunkOffset} leaves a gap after ${file.covered}`, entry);
-      const size = entry.chunkSize === 0 ? file.entry.size - entry.chunkOffset : entry.chunkSize;
-      if (size <= 0 || entry.chunkOffset + size > file.entry.size) fail('chunk-overflow', `chunk [${entry.chunkOffset}, +${size}) exceeds file size ${file.entry.size}`, entry);
-      if (size > limits.maxChunkSize) fail('size-too-large', `chunk of ${size} bytes exceeds ${limits.maxChunkSize}`, entry);
-      if (entry.offset >= tocOffset) fail('offset-out-of-range', `data offset ${entry.offset} is not before the TOC at ${tocOffset}`, entry);
-      let chunkDigest = entry.chunkDigest;
-      // Unchunked files from older writers carry only the file digest, which then covers the one chunk.
-      if (chunkDigest === undefined && entry.type === 'reg' && size === entry.size) chunkDigest = entry.digest;
-      if (chunkDigest === undefined && options.requireChunkDigests) fail('missing-chunk-digest', 'chunk has no chunkDigest', entry);
-      const chunk: PendingChunk = { fileName: file.entry.name, chunkOffset: entry.chunkOffset, chunkSize: size, offset: entry.offset, compressedEnd: tocOffset, innerOffset: entry.innerOffset, chunkDigest };
-      file.chunks.push(chunk);
-      allChunks.push(chunk);
-      file.covered += size;
-    };
-
-    const closeFile = (): void => {
-      if (open !== undefined && open.covered !== open.entry.size) {
-        fail('chunk-incomplete', `chunks cover ${open.covered} of ${open.entry.size} bytes`, open.entry);
-      }
-      open = undefined;
-    };
-
-    for (const entry of entries) {
-      if (entry.type === 'chunk') {
-        if (open === undefined) fail('chunk-without-file', 'chunk does not follow a non-empty regular file', entry);
-        if (entry.rawName !== undefined && entry.rawName !== '' && entry.name !== open.entry.name) {
-          fail('chunk-name-mismatch', `chunk names a different file than ${JSON.stringify(open.entry.rawName)}`, entry);
-        }
-        addChunk(open, entry);
-        continue;
-      }
-      closeFile();
-      if (explicit.has(entry.name)) fail('duplicate-entry', 'path appears twice in the TOC', entry);
-      explicit.set(entry.name, entry);
-      // Writers record a user or group name only when it changes for that id.
-      if (entry.userName !== '') userNames.set(entry.uid, entry.userName);
-      else entry.userName = userNames.get(entry.uid) ?? '';
-      if (entry.groupName !== '') groupNames.set(entry.gid, entry.groupName);
-      else entry.groupName = groupNames.get(entry.gid) ?? '';
-      if (entry.type === 'reg') {
-        if (entry.size > 0) {
-          open = { entry, chunks: [], covered: 0 };
-          filesChunks.set(entry, open.chunks);
-          addChunk(open, entry);
-        } else if (entry.chunkSize !== 0 || entry.chunkOffset !== 0) {
-          fail('chunk-overflow', 'empty file has chunk fields', entry);
-        }
-      }
-    }
-    closeFile();
-
-    // Compressed ends: a chunk's gzip data runs at most to the next larger data offset
-    // (the TOC offset for the last). Sorting also exposes two chunks claiming one spot.
-    const byPosition = [...allChunks].sort((a, b) => a.offset - b.offset || a.innerOffset - b.innerOffset);
-    let end = tocOffset;
-    for (let i = byPosition.length - 1; i >= 0; i--) {
-      const chunk = byPosition[i]!;
-      const next = byPosition[i + 1];
-      if (next !== undefined && next.offset === chunk.offset && next.innerOffset === chunk.innerOffset) {
-        throw new InvalidTocError('duplicate-chunk-offset', `two chunks start at offset ${chunk.offset}+${chunk.innerOffset}`, next.fileName);
-      }
-      if (next !== undefined && next.offset > chunk.offset) end = next.offset;
-      chunk.compressedEnd = end;
-    }
-
-    const maxNodes = limits.maxEntries * 2 + 1;
-    let nextIno = 1;
-    const byPath = new Map<string, MutableNode>();
-
-    const makeNode = (name: string, entry: CheckedEntry | undefined): MutableNode => {
-      if (byPath.size >= maxNodes) throw new InvalidTocError('too-many-entries', `index would exceed ${maxNodes} nodes`);
-      const type: TocNodeType = entry === undefined ? 'dir' : (entry.type as TocNodeType);
-      const mode = entry === undefined ? 0o755 : entry.mode;
-      const chunks = entry === undefined ? [] : (filesChunks.get(entry) ?? []);
-      return {
-        ino: nextIno++,
-        name,
-        type,
-        mode,
-        statMode: TYPE_BITS[type] | (mode & 0o7777),
-        uid: entry?.uid ?? 0,
-        gid: entry?.gid ?? 0,
-        userName: entry?.userName ?? '',
-        groupName: entry?.groupName ?? '',
-        size: type === 'reg' ? (entry?.size ?? 0) : 0,
-        mtimeMs: entry?.mtimeMs,
-        linkName: type === 'symlink' ? (entry?.linkName ?? '') : '',
-        devMajor: type === 'char' || type === 'block' ? (entry?.devMajor ?? 0) : 0,
-        devMinor: type === 'char' || type === 'block' ? (entry?.devMinor ?? 0) : 0,
-        xattrs: entry?.xattrs ?? new Map(),
-        digest: type === 'reg' ? entry?.digest : undefined,
-        chunks,
-        nlink: 0,
-        implicit: entry === undefined,
-        children: type === 'dir' ? new Map() : undefined,
-      };
-    };
-
-    const rootEntry = explicit.get('');
-    if (rootEntry !== undefined && rootEntry.type !== 'dir') fail('root-not-directory', `root entry is a ${rootEntry.type}`, rootEntry);
-    const root = makeNode('', rootEntry);
-    byPath.set('', root);
-
-    // Real nodes first (hardlinks need their targets to exist), in TOC order.
-    for (const [name, entry] of explicit) {
-      if (name === '' || entry.type === 'hardlink') continue;
-      byPath.set(name, makeNode(name, entry));
-    }
-
-    // Resolve hardlinks to the node they name, following chains of links.
-    const resolved = new Map<string, MutableNode>();
-    const resolveLink = (start: CheckedEntry): MutableNode => {
-      const chain: CheckedEntry[] = [];
-      const seen = new Set<string>();
-      let current = start;
-      for (;;) {
-        if (seen.has(current.name)) fail('hardlink-cycle', 'hardlinks form a cycle', start);
-        seen.add(current.name);
-        chain.push(current);
-        const target = normalizeEntryName(current.linkName, limits.maxNameBytes);
-        if (!target.ok) fail(target.problem, `hardlink target ${JSON.stringify(current.linkName)} is not a clean relative path`, current);
-        const known = resolved.get(target.name);
-        let node: MutableNode | undefined = known;
-        if (node === undefined) {
-          const targetEntry = explicit.get(target.name);
-          if (targetEntry === undefined) fail('hardlink-missing-target', `hardlink target ${JSON.stringify(current.linkName)} is not in the TOC`, current);
-          if (targetEntry.type === 'hardlink') {
-            current = targetEntry;
-            continue;
-          }
-          node = byPath.get(target.name)!;
-        }
-        if (node.type === 'dir') fail('hardlink-to-directory', `hardlink target ${JSON.stringify(current.linkName)} is a directory`, current);
-        for (const link of chain) resolved.set(link.name, node);
-        return node;
-      }
-    };
-    for (const [name, entry] of explicit) {
-      if (entry.type !== 'hardlink') continue;
-      if (name === '') fail('root-not-directory', 'root entry is a hardlink', entry);
-      byPath.set(name, resolved.get(name) ?? resolveLink(entry));
-    }
-
-    // Attach every name to its parent, creating the directories the TOC implies but omits.
-    const directoryFor = (dirName: string, child: CheckedEntry): MutableNode => {
-      const missing: string[] = [];
-      let cursor = dirName;
-      let node = byPath.get(cursor);
-      while (node === undefined) {
-        missing.push(cursor);
-        cursor = parentOf(cursor);
-        node = byPath.get(cursor);
-      }
-      if (node.type !== 'dir') fail('parent-not-directory', `${JSON.stringify(cursor)} is a ${node.type}, not a directory`, child);
-      for (let i = missing.length - 1; i >= 0; i--) {
-        const name = missing[i]!;
-        const dir = makeNode(name, undefined);
-        byPath.set(name, dir);
-        node.children!.set(baseOf(name), dir);
-        node = dir;
-      }
-      return node;
-    };
-    for (const [name, entry] of explicit) {
-      if (name === '') continue;
-      const parent = directoryFor(parentOf(name), entry);
-      parent.children!.set(baseOf(name), byPath.get(name)!);
-    }
-
-    for (const node of byPath.values()) {
-      if (node.type === 'dir') {
-        let subdirs = 0;
-        for (const child of node.children!.values()) if (child.type === 'dir') subdirs++;
-        node.nlink = 2 + subdirs;
-      } else {
-        node.nlink += 1; // once per name, so hardlinked nodes count all their names
-      }
-    }
-    return new TocIndex(root, byPath, options.tocDigest, tocOffset, entries.length);
+  static build(entries: Iterable<CheckedEntry>, options: TocIndexBuildOptions): TocIndex {
+    const builder = new TocBuilder(options);
+    for (const entry of entries) builder.add(entry);
+    const { table, entryCount } = builder.finish();
+    return new TocIndex(table, options.tocDigest, options.tocOffset, entryCount);
   }
 }
 
@@ -379,6 +262,13 @@ export function chunksForRange(file: TocNode, offset: number, length: number): F
     throw new RangeError(`invalid range offset=${offset} length=${length}`);
   }
   const end = Math.min(offset + length, file.size);
+  if (file instanceof TocNodeView) {
+    // Straight from the tables: only the chunks in range become objects.
+    const [from, to] = file.table.chunkRange(file.id, offset, end);
+    const out: FileChunk[] = [];
+    for (let c = from; c < to; c++) out.push(file.table.chunk(c));
+    return out;
+  }
   const chunks = file.chunks;
   if (offset >= end || chunks.length === 0) return [];
   // First chunk whose end lies beyond offset.

@@ -232,10 +232,14 @@ function checkEntry(value: unknown, index: number, limits: TocLimits, times: Map
 }
 
 /**
- * Parses TOC JSON and type-checks every entry. Structural rules that span entries
- * (duplicates, chunk tiling, hardlinks, offsets) are checked when the index is built.
+ * Parses TOC JSON and type-checks its entries one by one as they are taken from
+ * the iterator. Each raw entry is dropped from the parsed document once checked,
+ * so a consumer that keeps only a compact form lets the garbage collector
+ * reclaim the JSON object graph while the rest is still being read. Structural
+ * rules that span entries (duplicates, chunk tiling, hardlinks, offsets) are
+ * checked when the index is built.
  */
-export function parseTocJson(json: Uint8Array, limits: TocLimits): CheckedEntry[] {
+export function parseTocEntries(json: Uint8Array, limits: TocLimits): IterableIterator<CheckedEntry> {
   if (json.length > limits.maxTocJsonBytes) throw new InvalidTocError('toc-too-large', `TOC JSON of ${json.length} bytes exceeds ${limits.maxTocJsonBytes}`);
   let doc: unknown;
   try {
@@ -248,9 +252,15 @@ export function parseTocJson(json: Uint8Array, limits: TocLimits): CheckedEntry[
   const version = Object.hasOwn(top, 'version') ? top['version'] : undefined;
   if (version !== 1) throw new InvalidTocError('unsupported-version', `TOC version ${JSON.stringify(version)} is not 1`);
   const entries = Object.hasOwn(top, 'entries') ? top['entries'] : undefined;
-  if (entries === null || entries === undefined) return [];
+  if (entries === null || entries === undefined) return [][Symbol.iterator]();
   if (!Array.isArray(entries)) throw new InvalidTocError('bad-structure', 'TOC entries is not an array');
   if (entries.length > limits.maxEntries) throw new InvalidTocError('too-many-entries', `${entries.length} entries exceed ${limits.maxEntries}`);
   const times = new Map<string, number>();
-  return entries.map((entry, i) => checkEntry(entry, i, limits, times));
+  return (function* () {
+    for (let i = 0; i < entries.length; i++) {
+      const raw: unknown = entries[i];
+      entries[i] = undefined;
+      yield checkEntry(raw, i, limits, times);
+    }
+  })();
 }

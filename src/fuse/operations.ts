@@ -103,7 +103,7 @@ export function createOperations(content: LayerContent, logger: FuseLogger): Lay
 
     statfs(path, cb) {
       run('statfs', path, cb, (done) => {
-        fileCount ??= countInodes(content.root);
+        fileCount ??= content.inodeCount ?? countInodes(content.root);
         const blocks = Math.ceil(content.totalSize / BLOCK_SIZE);
         // No free space and no free inodes: nothing can be created here.
         done(0, {

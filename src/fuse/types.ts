@@ -41,4 +41,10 @@ export interface LayerContent {
   read(node: FsNode, offset: number, length: number): Promise<Buffer>;
   /** Total size of the layer's files, for statfs. */
   totalSize: number;
+  /**
+   * Distinct inodes, for statfs. When absent the filesystem counts them by
+   * walking the tree once, which for a million-entry layer means a million
+   * node objects.
+   */
+  inodeCount?: number;
 }

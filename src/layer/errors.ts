@@ -106,3 +106,27 @@ export class UnverifiedLayerError extends LayerUnavailableError {}
 
 /** A read asked for something that is not a regular file of this layer, or for a nonsense range. */
 export class InvalidReadError extends LayerError {}
+
+/**
+ * A layer's TOC does not fit in what is left of the daemon's TOC memory budget
+ * (`[remote] toc_memory_mib`). The layer cannot be served lazily; it is
+ * downloaded like any other layer instead.
+ */
+export class TocMemoryBudgetError extends LayerUnavailableError {
+  /** Bytes the TOC would keep in memory (an estimate before parsing, the index's own figure after). */
+  readonly neededBytes: number;
+  /** Bytes of the budget free when it was refused. */
+  readonly availableBytes: number;
+  readonly budgetBytes: number;
+
+  constructor(init: { ref: string; digest: string; neededBytes: number; availableBytes: number; budgetBytes: number }) {
+    const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
+    super(
+      `TOC needs about ${mib(init.neededBytes)} MiB of memory, but only ${mib(init.availableBytes)} MiB of the ${mib(init.budgetBytes)} MiB TOC memory budget is free`,
+      { ref: init.ref, digest: init.digest },
+    );
+    this.neededBytes = init.neededBytes;
+    this.availableBytes = init.availableBytes;
+    this.budgetBytes = init.budgetBytes;
+  }
+}

@@ -13,5 +13,8 @@ export { type PrefetchResult } from './prefetch.js';
 export { type BackgroundFetchResult, type BlobCheck } from './background-fetch.js';
 export { type LoaderCounters } from './chunk-loader.js';
 export { DEFAULT_TAIL_SIZE } from './toc-loader.js';
-export { ChunkVerificationError, InvalidReadError, LayerError, LayerFetchError, LayerPoisonedError, LayerUnavailableError, UnverifiedLayerError } from './errors.js';
+export {
+  ChunkVerificationError, InvalidReadError, LayerError, LayerFetchError, LayerPoisonedError, LayerUnavailableError, TocMemoryBudgetError, UnverifiedLayerError,
+} from './errors.js';
+export { DEFAULT_TOC_MEMORY_BYTES, TocMemoryBudget, TocMemoryReservation, estimateTocMemory } from './toc-budget.js';
 export { silentLogger, type Logger } from './logger.js';

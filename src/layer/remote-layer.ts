@@ -5,7 +5,7 @@
  * request, startBackgroundFetch() the rest, so that eventually the layer needs
  * no network at all.
  */
-import { chunksForRange, type FileChunk, type Landmark, type TocIndex, type TocLimits } from '../estargz/index.js';
+import { chunksForRange, type Landmark, type TocIndex, type TocLimits } from '../estargz/index.js';
 import type { FsNode, LayerContent } from '../fuse/types.js';
 import { runBackgroundFetch, type BackgroundFetchResult, type BlobVerification } from './background-fetch.js';
 import type { ChunkCache } from './chunk-cache.js';
@@ -16,6 +16,7 @@ import { FsTree } from './fs-tree.js';
 import { silentLogger, type Logger } from './logger.js';
 import { prefetchLandmarkRange, type PrefetchResult } from './prefetch.js';
 import { DEFAULT_TAIL_SIZE, loadToc, resolveTocLimits } from './toc-loader.js';
+import type { TocMemoryBudget, TocMemoryReservation } from './toc-budget.js';
 
 export interface RemoteLayerOptions {
   /** Image reference the blob is fetched through (for logs and errors). */
@@ -53,6 +54,8 @@ export interface RemoteLayerOptions {
   tocLimits?: Partial<TocLimits> | undefined;
   /** Refuse TOCs with digest-less chunks (default true): such chunks cannot be verified. */
   requireChunkDigests?: boolean | undefined;
+  /** Memory for parsed TOCs shared by the daemon's layers: a TOC that does not fit fails the open with TocMemoryBudgetError. */
+  tocBudget?: TocMemoryBudget | undefined;
 }
 
 export interface LayerStats extends LoaderCounters {
@@ -84,6 +87,7 @@ export class RemoteLayer implements LayerContent {
   readonly index: TocIndex;
   readonly root: FsNode;
   readonly totalSize: number;
+  readonly inodeCount: number;
   private readonly tree: FsTree;
   private readonly loader: ChunkLoader;
   private readonly counters: LoaderCounters;
@@ -102,18 +106,22 @@ export class RemoteLayer implements LayerContent {
   private readonly fetcher: BlobFetcher;
   private readonly fetchTimeoutMs: number;
   private blobState: 'unchecked' | 'verified' | LayerPoisonedError;
+  private readonly tocReservation: TocMemoryReservation | undefined;
 
   /** @internal use openRemoteLayer */
   constructor(init: {
     options: RemoteLayerOptions; index: TocIndex; loader: ChunkLoader; counters: LoaderCounters; logger: Logger; abort: AbortController;
     openInfo: { openedFrom: 'network' | 'toc-cache'; openMs: number; openRequests: number };
+    tocReservation?: TocMemoryReservation | undefined;
   }) {
+    this.tocReservation = init.tocReservation;
     this.ref = init.options.ref;
     this.digest = init.options.digest;
     this.index = init.index;
     this.tree = FsTree.fromIndex(init.index);
     this.root = this.tree.root;
     this.totalSize = this.tree.totalSize;
+    this.inodeCount = this.tree.inodeCount;
     this.loader = init.loader;
     this.counters = init.counters;
     this.logger = init.logger;
@@ -133,6 +141,11 @@ export class RemoteLayer implements LayerContent {
 
   get landmark(): Landmark | undefined {
     return this.index.landmark;
+  }
+
+  /** Estimated heap bytes the TOC index and file tree keep alive (what the layer holds of the TOC memory budget). */
+  get tocMemoryBytes(): number {
+    return Math.ceil(this.index.estimatedBytes + this.tree.estimatedBytes);
   }
 
   get isClosed(): boolean {
@@ -281,7 +294,8 @@ export class RemoteLayer implements LayerContent {
 
   /** True when every chunk is in the cache: reads then need no network. */
   isFullyCached(): boolean {
-    return this.index.allChunks().every((chunk: FileChunk) => this.loader.isCached(chunk));
+    for (const chunk of this.index.chunksByOffset()) if (!this.loader.isCached(chunk)) return false;
+    return true;
   }
 
   stats(): LayerStats {
@@ -296,6 +310,7 @@ export class RemoteLayer implements LayerContent {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.tocReservation?.release();
     this.abort.abort(new LayerUnavailableError('layer closed', { ref: this.ref, digest: this.digest }));
     this.wakeIdle();
     await this.background;
@@ -348,6 +363,7 @@ export async function openRemoteLayer(options: RemoteLayerOptions): Promise<Remo
     signal: abort.signal,
     logger,
     counters,
+    budget: options.tocBudget,
   });
   const loader = new ChunkLoader({
     ref,
@@ -362,10 +378,18 @@ export async function openRemoteLayer(options: RemoteLayerOptions): Promise<Remo
     counters,
   });
   const openMs = performance.now() - started;
-  const layer = new RemoteLayer({
-    options, index: loaded.index, loader, counters, logger, abort,
-    openInfo: { openedFrom: loaded.source, openMs, openRequests: loaded.rangeRequests },
-  });
+  let layer: RemoteLayer;
+  try {
+    layer = new RemoteLayer({
+      options, index: loaded.index, loader, counters, logger, abort, tocReservation: loaded.reservation,
+      openInfo: { openedFrom: loaded.source, openMs, openRequests: loaded.rangeRequests },
+    });
+    // The estimate from the JSON was a guess; hold what index and tree really keep.
+    loaded.reservation?.resize(layer.tocMemoryBytes);
+  } catch (err) {
+    loaded.reservation?.release();
+    throw err;
+  }
   logger.info(
     { ref, digest, tocDigest: loaded.index.tocDigest, verified: expected !== undefined, from: loaded.source, entries: loaded.index.entryCount, landmark: loaded.index.landmark ?? 'none', ms: Math.round(openMs) },
     'layer opened',

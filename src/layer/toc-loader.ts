@@ -15,11 +15,12 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import {
   DEFAULT_TOC_LIMITS, ESTARGZ_FOOTER_SIZE, InvalidTocError, extractTocJson, parseFooter, parseTocIndex,
-  type TocIndex, type TocLimits,
+  type ParseTocOptions, type TocIndex, type TocLimits,
 } from '../estargz/index.js';
 import { parseChunkDigest } from './disk-cache.js';
 import { fetchWithDeadline, withDeadline, type BlobFetcher } from './fetcher.js';
-import { LayerUnavailableError } from './errors.js';
+import { LayerUnavailableError, TocMemoryBudgetError } from './errors.js';
+import { estimateTocMemory, type TocMemoryBudget, type TocMemoryReservation } from './toc-budget.js';
 import type { Logger } from './logger.js';
 import type { LoaderCounters } from './chunk-loader.js';
 
@@ -40,6 +41,8 @@ export interface TocLoadOptions {
   signal: AbortSignal;
   logger: Logger;
   counters: LoaderCounters;
+  /** When given, the parsed TOC must fit in it; parses take turns. */
+  budget?: TocMemoryBudget | undefined;
 }
 
 export interface LoadedToc {
@@ -47,6 +50,29 @@ export interface LoadedToc {
   source: 'network' | 'toc-cache';
   /** Range requests made (0 when the TOC came from the cache). */
   rangeRequests: number;
+  /** The index's share of the TOC memory budget (sized from the JSON; the caller sets the real figure and releases it). */
+  reservation: TocMemoryReservation | undefined;
+}
+
+interface ParsedToc {
+  index: TocIndex;
+  reservation: TocMemoryReservation | undefined;
+}
+
+/** Runs a read-and-parse of TOC JSON in the budget's turn, so that only one TOC's transient memory is alive at a time. */
+function inTurn<T>(options: TocLoadOptions, work: () => Promise<T>): Promise<T> {
+  return options.budget === undefined ? work() : options.budget.inTurn(work);
+}
+
+/** Reserves the estimated memory (refusing before the parse when it cannot fit), then parses. */
+function parseWithinBudget(json: Buffer, parse: ParseTocOptions & { tocOffset: number }, options: TocLoadOptions): ParsedToc {
+  const reservation = options.budget?.reserve(estimateTocMemory(json), { ref: options.ref, digest: options.digest });
+  try {
+    return { index: parseTocIndex(json, parse), reservation };
+  } catch (err) {
+    reservation?.release();
+    throw err;
+  }
 }
 
 interface CachedTocHeader {
@@ -61,7 +87,7 @@ function tocCachePath(dir: string, tocDigest: string): string | undefined {
 }
 
 /** The cached TOC, or undefined when absent, for another blob, or damaged. */
-async function readCachedToc(options: TocLoadOptions): Promise<TocIndex | undefined> {
+async function readCachedToc(options: TocLoadOptions): Promise<ParsedToc | undefined> {
   const { tocCacheDir, expectedTocDigest } = options;
   if (tocCacheDir === undefined || expectedTocDigest === undefined) return undefined;
   const path = tocCachePath(tocCacheDir, expectedTocDigest);
@@ -82,8 +108,9 @@ async function readCachedToc(options: TocLoadOptions): Promise<TocIndex | undefi
     const json = file.subarray(newline + 1);
     const parsed = parseChunkDigest(expectedTocDigest)!;
     if (createHash(parsed.algorithm).update(json).digest('hex') !== parsed.hex) throw new Error('content does not match its digest');
-    return parseTocIndex(json, { expectedTocDigest, tocOffset: header.tocOffset, limits: options.limits, requireChunkDigests: options.requireChunkDigests });
+    return parseWithinBudget(json, { expectedTocDigest, tocOffset: header.tocOffset, limits: options.limits, requireChunkDigests: options.requireChunkDigests }, options);
   } catch (err) {
+    if (err instanceof TocMemoryBudgetError) throw err; // the file is fine; there is no room for it
     options.logger.warn({ path, err: err instanceof Error ? err.message : String(err) }, 'cached TOC unusable; fetching it again');
     await unlink(path).catch(() => {});
     return undefined;
@@ -107,8 +134,8 @@ async function saveToc(options: TocLoadOptions, tocDigest: string, tocOffset: nu
 }
 
 export async function loadToc(options: TocLoadOptions): Promise<LoadedToc> {
-  const cached = await readCachedToc(options);
-  if (cached !== undefined) return { index: cached, source: 'toc-cache', rangeRequests: 0 };
+  const cached = await inTurn(options, () => readCachedToc(options));
+  if (cached !== undefined) return { ...cached, source: 'toc-cache', rangeRequests: 0 };
 
   const { ref, digest, fetcher, counters, limits } = options;
   const deadline = { ref, digest, timeoutMs: options.timeoutMs, signal: options.signal };
@@ -147,14 +174,17 @@ export async function loadToc(options: TocLoadOptions): Promise<LoadedToc> {
   const member = footer.tocOffset >= tailStart
     ? tail.subarray(footer.tocOffset - tailStart, tocEnd - tailStart)
     : Buffer.concat([await fetch(footer.tocOffset, tailStart - footer.tocOffset), tail.subarray(0, tocEnd - tailStart)]);
-  const { json } = await extractTocJson(member, limits.maxTocJsonBytes);
-  // parseTocIndex checks the expected digest before trusting anything in the JSON.
-  const index = parseTocIndex(json, {
-    expectedTocDigest: options.expectedTocDigest, tocOffset: footer.tocOffset, limits, requireChunkDigests: options.requireChunkDigests,
+  const { json, parsed } = await inTurn(options, async () => {
+    const { json } = await extractTocJson(member, limits.maxTocJsonBytes);
+    // parseTocIndex checks the expected digest before trusting anything in the JSON.
+    const parsed = parseWithinBudget(json, {
+      expectedTocDigest: options.expectedTocDigest, tocOffset: footer.tocOffset, limits, requireChunkDigests: options.requireChunkDigests,
+    }, options);
+    return { json, parsed };
   });
   // Only a TOC checked against a digest someone vouched for is worth keeping.
   if (options.expectedTocDigest !== undefined) await saveToc(options, options.expectedTocDigest, footer.tocOffset, json);
-  return { index, source: 'network', rangeRequests };
+  return { ...parsed, source: 'network', rangeRequests };
 }
 
 export function resolveTocLimits(overrides: Partial<TocLimits> | undefined): TocLimits {

@@ -15,7 +15,9 @@
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { cleanupStaleMounts, isMounted, mountLayer, type MountedLayer } from '../../fuse/index.js';
-import { LayerPoisonedError, openRemoteLayer, registryFetcher, type BackgroundFetchResult, type ChunkCache, type RemoteLayer } from '../../layer/index.js';
+import {
+  DEFAULT_TOC_MEMORY_BYTES, LayerPoisonedError, TocMemoryBudget, openRemoteLayer, registryFetcher, type BackgroundFetchResult, type ChunkCache, type RemoteLayer,
+} from '../../layer/index.js';
 import type { RegistryClient } from '../../registry/index.js';
 import { KeyedMutex, SingleFlight } from '../../sync/index.js';
 import { chmod, mkdir } from 'node:fs/promises';
@@ -40,6 +42,8 @@ export interface EstargzMounterOptions {
   prefetch: boolean;
   backgroundFetch: boolean;
   backgroundFetchConcurrency: number;
+  /** Memory all open layers' parsed TOCs may hold together (`[remote] toc_memory_mib`); default 512 MiB. A layer past it is not served remotely. */
+  tocMemoryBytes?: number | undefined;
 }
 
 interface OpenLayer {
@@ -70,9 +74,11 @@ export class EstargzMounter implements RemoteMounter {
   /** Layers whose whole blob matched its digest: a reopen need not hash it again. */
   private readonly blobVerified = new Set<string>();
   private mountRootReady: Promise<void> | undefined;
+  private readonly tocBudget: TocMemoryBudget;
 
   constructor(private readonly options: EstargzMounterOptions) {
     this.tocDigests = new TocDigestResolver(options.registry);
+    this.tocBudget = new TocMemoryBudget(options.tocMemoryBytes ?? DEFAULT_TOC_MEMORY_BYTES);
     this.layerOpens = new Counter({
       name: 'lazysnap_remote_layer_opens_total',
       help: 'Remote layers opened (footer and TOC read and verified), by outcome.',
@@ -221,6 +227,7 @@ export class EstargzMounter implements RemoteMounter {
           fetchTimeoutMs: this.options.fetchTimeoutMs,
           backgroundFetchConcurrency: this.options.backgroundFetchConcurrency,
           blobVerified: this.blobVerified.has(key),
+          tocBudget: this.tocBudget,
           logger: logger.child({ layer: layerRef.digest, tocDigest: layerRef.tocDigest }),
         });
         if (this.options.prefetch) {

@@ -43,7 +43,8 @@ describe('chunk range mapping', () => {
 
   it('records compressed offsets, ends and sizes of every chunk', () => {
     assert.deepEqual(file.chunks.map((c) => [c.chunkOffset, c.chunkSize, c.offset, c.compressedEnd]), [[0, 4, 100, 300], [4, 4, 300, 500], [8, 2, 500, 1000]]);
-    assert.equal(index.lookup('a/hl'), file, 'hardlinks share the chunks of their target');
+    assert.equal(index.lookup('a/hl')!.ino, file.ino, 'hardlinks share the node of their target');
+    assert.deepEqual(index.lookup('a/hl')!.chunks, file.chunks, 'and its chunks');
     assert.deepEqual(index.allChunks().map((c) => c.offset), [100, 300, 500]);
   });
 

@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { TocMemoryBudget, TocMemoryBudgetError, estimateTocMemory } from '../../../src/layer/index.js';
+import { manyEntryTocJson } from '../../bench/many-entry-toc.js';
+import { FakeFetcher, buildBlob, openTestLayer, standardBlob, tempDir, type FileSpec } from './fixtures.js';
+
+const LAYER = { ref: 'registry.test/a:1', digest: 'sha256:aa' };
+
+describe('TOC memory budget', () => {
+  it('reserves, resizes and releases, and refuses what does not fit with the layer and the figures', () => {
+    const budget = new TocMemoryBudget(1000);
+    const a = budget.reserve(600, LAYER);
+    assert.equal(budget.usedBytes, 600);
+    a.resize(400);
+    assert.equal(budget.availableBytes, 600);
+    const refused = (() => {
+      try {
+        budget.reserve(700, { ref: 'registry.test/b:1', digest: 'sha256:bb' });
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    })();
+    assert.ok(refused instanceof TocMemoryBudgetError, `refused with ${String(refused)}`);
+    assert.equal(refused.ref, 'registry.test/b:1');
+    assert.equal(refused.digest, 'sha256:bb');
+    assert.equal(refused.neededBytes, 700);
+    assert.equal(refused.availableBytes, 600);
+    assert.equal(refused.budgetBytes, 1000);
+    assert.equal(budget.usedBytes, 400, 'a refusal takes nothing');
+    // Growing past the budget is refused too, and leaves the reservation as it was.
+    assert.throws(() => a.resize(1001), (err: unknown) => err instanceof TocMemoryBudgetError && err.availableBytes === 1000);
+    assert.equal(a.bytes, 400);
+    a.release();
+    a.release();
+    assert.equal(budget.usedBytes, 0, 'release is idempotent');
+    assert.throws(() => new TocMemoryBudget(0), RangeError);
+  });
+
+  it('runs work in turns, one at a time, even when one fails', async () => {
+    const budget = new TocMemoryBudget(1000);
+    const log: string[] = [];
+    const step = (name: string, fail = false) => async () => {
+      log.push(`${name} start`);
+      await new Promise((resolve) => setImmediate(resolve));
+      log.push(`${name} end`);
+      if (fail) throw new Error(name);
+      return name;
+    };
+    const results = await Promise.allSettled([budget.inTurn(step('a')), budget.inTurn(step('b', true)), budget.inTurn(step('c'))]);
+    assert.deepEqual(log, ['a start', 'a end', 'b start', 'b end', 'c start', 'c end']);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+  });
+
+  it('estimates from the JSON alone no more than the index then keeps', async () => {
+    const json = manyEntryTocJson(20_000, 1 << 30);
+    const estimate = estimateTocMemory(json);
+    const { parseTocIndex } = await import('../../../src/estargz/index.js');
+    const { FsTree } = await import('../../../src/layer/index.js');
+    const index = parseTocIndex(json, { tocOffset: 1 << 30 });
+    const kept = index.estimatedBytes + FsTree.fromIndex(index).estimatedBytes;
+    assert.ok(estimate > 0 && estimate <= kept, `estimate ${estimate} vs kept ${kept}`);
+    // Per entry the compact index keeps a few hundred bytes at most (it was about 700 before).
+    assert.ok(kept / 20_000 < 300, `${kept / 20_000} bytes per entry`);
+  });
+});
+
+describe('opening layers under a TOC memory budget', () => {
+  it('holds what a layer keeps while it is open and frees it on close', async () => {
+    const budget = new TocMemoryBudget(64 << 20);
+    const { layer } = await openTestLayer(await standardBlob(), { tocBudget: budget });
+    assert.ok(layer.tocMemoryBytes > 0);
+    assert.equal(budget.usedBytes, layer.tocMemoryBytes);
+    await layer.close();
+    assert.equal(budget.usedBytes, 0);
+  });
+
+  it('refuses a layer whose TOC does not fit, from the network and from the TOC cache, and takes nothing for it', async () => {
+    const files: FileSpec[] = Array.from({ length: 5000 }, (_, i) => ({ name: `d${i % 50}/f${i}`, data: Buffer.from(`${i}`) }));
+    const big = await buildBlob(files);
+    const small = await standardBlob();
+    const dir = tempDir('toc-budget-');
+    try {
+      const budget = new TocMemoryBudget(256 << 10);
+      const first = await openTestLayer(small, { tocBudget: budget, tocCacheDir: dir.path });
+      const held = budget.usedBytes;
+      const fake = new FakeFetcher(big.blob);
+      await assert.rejects(
+        openTestLayer({ files, ...big }, { tocBudget: budget, tocCacheDir: dir.path, fake }),
+        (err: unknown) => err instanceof TocMemoryBudgetError && err.digest === big.result.compressedDigest && err.neededBytes > err.availableBytes
+          && err.availableBytes === (256 << 10) - held,
+      );
+      assert.equal(budget.usedBytes, held, 'the refused layer holds nothing');
+      await first.layer.close();
+      assert.equal(budget.usedBytes, 0);
+      const roomy = new TocMemoryBudget(64 << 20);
+      const second = await openTestLayer({ files, ...big }, { tocBudget: roomy, tocCacheDir: dir.path, fake: new FakeFetcher(big.blob) });
+      assert.ok(second.layer.tocMemoryBytes > 256 << 10, `${second.layer.tocMemoryBytes} bytes`);
+      assert.equal(second.layer.lookup('/d7/f4007')?.size, 4);
+      await second.layer.close();
+      assert.equal(roomy.usedBytes, 0);
+      // A cached TOC that does not fit is refused too, and stays cached.
+      const tight = new TocMemoryBudget(256 << 10);
+      const third = openTestLayer({ files, ...big }, { tocBudget: tight, tocCacheDir: dir.path, fake: new FakeFetcher(big.blob) });
+      await assert.rejects(third, TocMemoryBudgetError);
+      assert.equal(tight.usedBytes, 0);
+      const fourth = await openTestLayer({ files, ...big }, { tocBudget: roomy, tocCacheDir: dir.path, fake: new FakeFetcher(big.blob) });
+      assert.equal(fourth.layer.stats().openedFrom, 'toc-cache', 'the refusal did not throw the cached TOC away');
+      await fourth.layer.close();
+    } finally {
+      dir.remove();
+    }
+  });
+});
