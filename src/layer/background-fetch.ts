@@ -14,8 +14,9 @@
  * chunks still missing.
  *
  * It must never slow down what a container is actually reading: it runs a
- * bounded number of requests (default 2) of a few MiB each, and before each
- * request it waits until no foreground read is in flight. A range that fails is
+ * bounded number of requests (default 2) of a few MiB each, before each
+ * request it waits until no foreground work has been seen for the idle period,
+ * and its requests stay under a bandwidth cap. A range that fails is
  * retried a few times with backoff, then left for foreground reads to fetch on
  * demand (the blob then stays unchecked); close() stops it between requests and
  * aborts the ones in flight.
@@ -46,8 +47,10 @@ export interface BackgroundFetchOptions {
   concurrency: number;
   /** Target size of one request. */
   rangeBytes: number;
-  /** Resolves when no foreground read is in flight. */
+  /** Resolves when background work may run: no foreground work in flight, none for the idle period. */
   waitForForeground: () => Promise<void>;
+  /** Waits until `bytes` more may be requested under the background bandwidth cap. */
+  throttle?: ((bytes: number, signal: AbortSignal) => Promise<void>) | undefined;
   /** Aborted by close(). */
   signal: AbortSignal;
   logger: Logger;
@@ -157,6 +160,8 @@ export async function runBackgroundFetch(options: BackgroundFetchOptions): Promi
     let data: Buffer | undefined;
     for (let attempt = 1; ; attempt++) {
       await options.waitForForeground();
+      if (signal.aborted) return;
+      await options.throttle?.(range.end - range.start, signal);
       if (signal.aborted) return;
       try {
         // Once the hash is abandoned, only missing chunks are worth a request.

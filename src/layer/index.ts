@@ -18,3 +18,5 @@ export {
 } from './errors.js';
 export { DEFAULT_TOC_MEMORY_BYTES, TocMemoryBudget, TocMemoryReservation, estimateTocMemory } from './toc-budget.js';
 export { silentLogger, type Logger } from './logger.js';
+export { ForegroundActivity } from './foreground-activity.js';
+export { BandwidthLimiter } from './bandwidth-limiter.js';

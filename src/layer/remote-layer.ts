@@ -13,6 +13,8 @@ import { ChunkLoader, type LoaderCounters } from './chunk-loader.js';
 import { InvalidReadError, LayerPoisonedError, LayerUnavailableError, UnverifiedLayerError } from './errors.js';
 import { withDeadline, type BlobFetcher } from './fetcher.js';
 import { FsTree } from './fs-tree.js';
+import { ForegroundActivity } from './foreground-activity.js';
+import type { BandwidthLimiter } from './bandwidth-limiter.js';
 import { silentLogger, type Logger } from './logger.js';
 import { prefetchLandmarkRange, type PrefetchResult } from './prefetch.js';
 import { DEFAULT_TAIL_SIZE, loadToc, resolveTocLimits } from './toc-loader.js';
@@ -56,6 +58,14 @@ export interface RemoteLayerOptions {
   requireChunkDigests?: boolean | undefined;
   /** Memory for parsed TOCs shared by the daemon's layers: a TOC that does not fit fails the open with TocMemoryBudgetError. */
   tocBudget?: TocMemoryBudget | undefined;
+  /**
+   * Foreground work shared by the daemon's layers; background fetch waits for its
+   * idle period. Default: this layer's own, with no idle period (background work
+   * waits only while a read of this layer is in flight).
+   */
+  foregroundActivity?: ForegroundActivity | undefined;
+  /** Cap on background fetch bandwidth, shared by the daemon's layers. Default: none. */
+  backgroundBandwidth?: BandwidthLimiter | undefined;
 }
 
 export interface LayerStats extends LoaderCounters {
@@ -97,8 +107,8 @@ export class RemoteLayer implements LayerContent {
   private readonly backgroundRangeBytes: number;
   private readonly readStats = { reads: 0, bytesRead: 0, readErrors: 0 };
   private readonly openInfo: { openedFrom: 'network' | 'toc-cache'; openMs: number; openRequests: number };
-  private foreground = 0;
-  private idleWaiters: Array<() => void> = [];
+  private readonly activity: ForegroundActivity;
+  private readonly backgroundBandwidth: BandwidthLimiter | undefined;
   private prefetching: Promise<PrefetchResult> | undefined;
   private background: Promise<BackgroundFetchResult> | undefined;
   private closed = false;
@@ -115,6 +125,8 @@ export class RemoteLayer implements LayerContent {
     tocReservation?: TocMemoryReservation | undefined;
   }) {
     this.tocReservation = init.tocReservation;
+    this.activity = init.options.foregroundActivity ?? new ForegroundActivity(0);
+    this.backgroundBandwidth = init.options.backgroundBandwidth;
     this.ref = init.options.ref;
     this.digest = init.options.digest;
     this.index = init.index;
@@ -178,7 +190,7 @@ export class RemoteLayer implements LayerContent {
     const end = Math.min(toc.size, offset + length);
     if (offset >= end) return Buffer.alloc(0);
     const chunks = chunksForRange(toc, offset, end - offset);
-    this.foreground++;
+    const done = this.activity.begin();
     let pieces: Buffer[];
     try {
       pieces = await this.loader.load(chunks);
@@ -186,8 +198,7 @@ export class RemoteLayer implements LayerContent {
       this.readStats.readErrors++;
       throw err;
     } finally {
-      this.foreground--;
-      if (this.foreground === 0) this.wakeIdle();
+      done();
     }
     // The blob may have been found out while this read waited for its chunks.
     this.refuseIfPoisoned();
@@ -209,10 +220,15 @@ export class RemoteLayer implements LayerContent {
    */
   prefetch(): Promise<PrefetchResult> {
     if (this.closed) return Promise.reject(new LayerUnavailableError('layer is closed', { ref: this.ref, digest: this.digest }));
-    this.prefetching ??= prefetchLandmarkRange(this.index, this.loader).then((result) => {
-      if (result.fetchedChunks > 0) this.logger.debug({ ...result }, 'prefetched prioritized files');
-      return result;
-    });
+    if (this.prefetching === undefined) {
+      // Prefetch serves the reads a starting container is about to make: it is foreground work.
+      const done = this.activity.begin();
+      this.prefetching = prefetchLandmarkRange(this.index, this.loader).then((result) => {
+        if (result.fetchedChunks > 0) this.logger.debug({ ...result }, 'prefetched prioritized files');
+        return result;
+      });
+      this.prefetching.then(done, done);
+    }
     return this.prefetching;
   }
 
@@ -233,7 +249,8 @@ export class RemoteLayer implements LayerContent {
         verify: await this.blobVerification(),
         concurrency: this.backgroundConcurrency,
         rangeBytes: this.backgroundRangeBytes,
-        waitForForeground: () => this.waitForIdle(),
+        waitForForeground: () => this.activity.waitForIdle(this.abort.signal),
+        throttle: this.backgroundBandwidth ? (bytes, signal) => this.backgroundBandwidth!.take(bytes, signal) : undefined,
         signal: this.abort.signal,
         logger: this.logger,
       });
@@ -312,22 +329,10 @@ export class RemoteLayer implements LayerContent {
     this.closed = true;
     this.tocReservation?.release();
     this.abort.abort(new LayerUnavailableError('layer closed', { ref: this.ref, digest: this.digest }));
-    this.wakeIdle();
     await this.background;
     await this.prefetching?.catch(() => {});
   }
 
-  /** Resolves when no foreground read is in flight (or the layer closed). */
-  private waitForIdle(): Promise<void> {
-    if (this.foreground === 0 || this.closed) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  private wakeIdle(): void {
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const wake of waiters) wake();
-  }
 }
 
 /**

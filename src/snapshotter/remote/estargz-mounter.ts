@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { cleanupStaleMounts, isMounted, mountLayer, type MountedLayer } from '../../fuse/index.js';
 import {
-  DEFAULT_TOC_MEMORY_BYTES, LayerPoisonedError, TocMemoryBudget, openRemoteLayer, registryFetcher, type BackgroundFetchResult, type ChunkCache, type RemoteLayer,
+  BandwidthLimiter, DEFAULT_TOC_MEMORY_BYTES, ForegroundActivity, LayerPoisonedError, TocMemoryBudget, openRemoteLayer, registryFetcher, type BackgroundFetchResult, type ChunkCache, type RemoteLayer,
 } from '../../layer/index.js';
 import type { RegistryClient } from '../../registry/index.js';
 import { KeyedMutex, SingleFlight } from '../../sync/index.js';
@@ -42,9 +42,16 @@ export interface EstargzMounterOptions {
   prefetch: boolean;
   backgroundFetch: boolean;
   backgroundFetchConcurrency: number;
+  /** Background fetch starts only after no foreground read on any layer for this long (default 5 s). */
+  backgroundFetchIdleMs?: number | undefined;
+  /** Cap on background fetch bandwidth, all layers together, in bytes per second; 0 or undefined: none. */
+  backgroundFetchBytesPerSecond?: number | undefined;
   /** Memory all open layers' parsed TOCs may hold together (`[remote] toc_memory_mib`); default 512 MiB. A layer past it is not served remotely. */
   tocMemoryBytes?: number | undefined;
 }
+
+/** stargz-snapshotter waits 5 s of silence too: long enough for a container's start-up burst of reads. */
+export const DEFAULT_BACKGROUND_FETCH_IDLE_MS = 5_000;
 
 interface OpenLayer {
   layer: RemoteLayer;
@@ -75,10 +82,14 @@ export class EstargzMounter implements RemoteMounter {
   private readonly blobVerified = new Set<string>();
   private mountRootReady: Promise<void> | undefined;
   private readonly tocBudget: TocMemoryBudget;
+  private readonly foreground: ForegroundActivity;
+  private readonly backgroundBandwidth: BandwidthLimiter;
 
   constructor(private readonly options: EstargzMounterOptions) {
     this.tocDigests = new TocDigestResolver(options.registry);
     this.tocBudget = new TocMemoryBudget(options.tocMemoryBytes ?? DEFAULT_TOC_MEMORY_BYTES);
+    this.foreground = new ForegroundActivity(options.backgroundFetchIdleMs ?? DEFAULT_BACKGROUND_FETCH_IDLE_MS);
+    this.backgroundBandwidth = new BandwidthLimiter(options.backgroundFetchBytesPerSecond ?? 0);
     this.layerOpens = new Counter({
       name: 'lazysnap_remote_layer_opens_total',
       help: 'Remote layers opened (footer and TOC read and verified), by outcome.',
@@ -175,6 +186,8 @@ export class EstargzMounter implements RemoteMounter {
     await mkdir(mountpoint, { recursive: true, mode: 0o700 });
     if (await isMounted(mountpoint)) await cleanupStaleMounts(mountpoint, this.options.logger);
     const mount = await mountLayer(open.layer, mountpoint, { logger: this.options.logger, fsname: 'lazysnap', subtype: 'estargz' });
+    // A fresh mount is about to be read by a starting container: the idle period starts now.
+    this.foreground.touch();
     if (this.options.backgroundFetch) {
       open.layer.startBackgroundFetch().then(
         (result) => this.recordBackgroundFetch(layerRef, key, open.layer, result),
@@ -228,6 +241,8 @@ export class EstargzMounter implements RemoteMounter {
           backgroundFetchConcurrency: this.options.backgroundFetchConcurrency,
           blobVerified: this.blobVerified.has(key),
           tocBudget: this.tocBudget,
+          foregroundActivity: this.foreground,
+          backgroundBandwidth: this.backgroundBandwidth,
           logger: logger.child({ layer: layerRef.digest, tocDigest: layerRef.tocDigest }),
         });
         if (this.options.prefetch) {
