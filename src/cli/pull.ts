@@ -1,7 +1,5 @@
 /** `lazysnap pull`: builds the registry and containerd clients and runs a pull. */
-import pino from 'pino';
 import { ContainerdConnection } from '../containerd/connection.js';
-import { createProgress, pullImage } from '../pull/index.js';
 import { parsePlatform } from '../registry/platform.js';
 
 export interface PullFlags {
@@ -17,14 +15,18 @@ export interface PullFlags {
 
 export async function pull(ref: string, flags: PullFlags): Promise<void> {
   const platform = flags.platform === undefined ? undefined : parsePlatform(flags.platform);
-  const logger = pino({ level: flags.logLevel, base: { command: 'pull' } }, pino.destination(2));
   const connection = new ContainerdConnection({ address: flags.address, namespace: flags.namespace });
   try {
     // containerd first: when it is down the user hears so at once, and the
-    // registry client (undici, the largest import of this command) loads
+    // rest of the command (the registry client's undici above all) loads
     // only for a pull that can happen.
     await connection.checkReachable();
-    const { DockerConfigCredentials, RegistryClient } = await import('../registry/index.js');
+    const [{ default: pino }, { DockerConfigCredentials, RegistryClient }, { createProgress, pullImage }] = await Promise.all([
+      import('pino'),
+      import('../registry/index.js'),
+      import('../pull/index.js'),
+    ]);
+    const logger = pino({ level: flags.logLevel, base: { command: 'pull' } }, pino.destination(2));
     const host = ref.split('/')[0] ?? '';
     const registry = new RegistryClient({
       ...(platform ? { platform } : {}),
