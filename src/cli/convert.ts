@@ -2,7 +2,9 @@
 import { readFile } from 'node:fs/promises';
 import pino from 'pino';
 import { convertImage } from '../convert/index.js';
-import { DockerConfigCredentials, RegistryClient } from '../registry/index.js';
+import { DEFAULT_TOC_LIMITS } from '../estargz/index.js';
+import { DockerConfigCredentials, RegistryClient, parsePlatform } from '../registry/index.js';
+import { parseIntegerOption } from './numeric-option.js';
 
 export interface ConvertFlags {
   plainHttp?: boolean;
@@ -14,17 +16,22 @@ export interface ConvertFlags {
 }
 
 export async function convert(source: string, destination: string, flags: ConvertFlags): Promise<void> {
+  // Every option is checked before anything is read or pushed.
+  // lazysnap's own reader refuses chunks larger than its TOC limit: a bigger one would make a layer that cannot be lazy.
+  const chunkSize = flags.chunkSize === undefined ? undefined : parseIntegerOption('--chunk-size', flags.chunkSize, 1, DEFAULT_TOC_LIMITS.maxChunkSize);
+  const compressionLevel = flags.compressionLevel === undefined ? undefined : parseIntegerOption('--compression-level', flags.compressionLevel, 0, 9);
+  const platform = flags.platform === undefined ? undefined : parsePlatform(flags.platform);
+  const prioritizedFiles = flags.prioritizedFiles
+    ? (await readFile(flags.prioritizedFiles, 'utf8')).split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))
+    : [];
   const logger = pino({ level: flags.logLevel, base: { command: 'convert' } }, pino.destination(2));
   const hosts = [source, destination].map((r) => r.split('/')[0] ?? '');
   const registry = new RegistryClient({
-    ...(flags.platform ? { platform: flags.platform } : {}),
+    ...(platform ? { platform } : {}),
     insecureHosts: flags.plainHttp ? hosts : [],
     credentials: new DockerConfigCredentials({ onWarning: (message: string) => logger.warn(message) }),
     logger,
   });
-  const prioritizedFiles = flags.prioritizedFiles
-    ? (await readFile(flags.prioritizedFiles, 'utf8')).split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))
-    : [];
   const started = Date.now();
   try {
     const result = await convertImage(
@@ -32,8 +39,8 @@ export async function convert(source: string, destination: string, flags: Conver
         source,
         destination,
         prioritizedFiles,
-        ...(flags.chunkSize ? { chunkSize: parsePositive(flags.chunkSize, '--chunk-size') } : {}),
-        ...(flags.compressionLevel ? { compressionLevel: Number(flags.compressionLevel) } : {}),
+        ...(chunkSize !== undefined ? { chunkSize } : {}),
+        ...(compressionLevel !== undefined ? { compressionLevel } : {}),
         ...(flags.platform ? { platform: flags.platform } : {}),
       },
       registry,
@@ -46,8 +53,3 @@ export async function convert(source: string, destination: string, flags: Conver
   }
 }
 
-function parsePositive(text: string, flag: string): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${flag} must be a positive integer, got ${JSON.stringify(text)}`);
-  return value;
-}

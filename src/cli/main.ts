@@ -1,9 +1,10 @@
 #!/usr/bin/env node
+// Each command's implementation is imported inside its action: `--help`
+// and `pull` must not pay for what only `serve` uses (lmdb, FUSE,
+// prom-client) or only the registry needs (undici).
 import { Command, Option } from 'commander';
 import { DEFAULT_CONFIG, LOG_LEVELS } from '../config/index.js';
-import { convert } from './convert.js';
-import { pull } from './pull.js';
-import { serve } from './serve.js';
+import { runToCompletion } from './run-to-completion.js';
 
 const program = new Command();
 program.name('lazysnap').description('containerd remote snapshotter for lazily pulled eStargz images').version('0.1.0');
@@ -17,7 +18,7 @@ program
   .addOption(new Option('--log-level <level>', `log level (default ${DEFAULT_CONFIG.logLevel})`).choices(LOG_LEVELS as string[]))
   .option('--metrics-address <host:port>', 'serve Prometheus metrics on this address')
   .action(async (flags) => {
-    await serve(flags);
+    await runToCompletion('serve', async () => (await import('./serve.js')).serve(flags));
   });
 
 program
@@ -33,7 +34,7 @@ program
   .option('-q, --quiet', 'no progress output')
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as string[]).default('warn'))
   .action(async (ref: string, flags) => {
-    await pull(ref, flags);
+    await runToCompletion('pull', async () => (await import('./pull.js')).pull(ref, flags));
   });
 
 program
@@ -48,7 +49,7 @@ program
   .option('--platform <os/arch[/variant]>', 'platform to convert from a multi-platform index (default linux/amd64)')
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as string[]).default('warn'))
   .action(async (source: string, destination: string, flags) => {
-    await convert(source, destination, flags);
+    await runToCompletion('convert', async () => (await import('./convert.js')).convert(source, destination, flags));
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

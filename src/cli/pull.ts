@@ -1,8 +1,6 @@
 /** `lazysnap pull`: builds the registry and containerd clients and runs a pull. */
-import pino from 'pino';
 import { ContainerdConnection } from '../containerd/connection.js';
-import { createProgress, pullImage } from '../pull/index.js';
-import { DockerConfigCredentials, RegistryClient } from '../registry/index.js';
+import { parsePlatform } from '../registry/platform.js';
 
 export interface PullFlags {
   remoteSnapshot?: boolean;
@@ -16,30 +14,43 @@ export interface PullFlags {
 }
 
 export async function pull(ref: string, flags: PullFlags): Promise<void> {
-  const logger = pino({ level: flags.logLevel, base: { command: 'pull' } }, pino.destination(2));
-  const host = ref.split('/')[0] ?? '';
-  const registry = new RegistryClient({
-    ...(flags.platform ? { platform: flags.platform } : {}),
-    insecureHosts: flags.plainHttp ? [host] : [],
-    credentials: new DockerConfigCredentials({ onWarning: (message: string) => logger.warn(message) }),
-    logger,
-  });
+  const platform = flags.platform === undefined ? undefined : parsePlatform(flags.platform);
   const connection = new ContainerdConnection({ address: flags.address, namespace: flags.namespace });
-  const progress = createProgress(process.stderr, flags.quiet);
-  const started = Date.now();
   try {
-    const result = await pullImage(
-      { ref, remoteSnapshot: !!flags.remoteSnapshot, snapshotter: flags.snapshotter, ...(flags.platform ? { platform: flags.platform } : {}) },
-      { registry, connection, progress, logger },
-    );
-    const remote = result.layers.filter((l) => l.outcome === 'remote').length;
-    const downloaded = result.layers.filter((l) => l.outcome === 'download').length;
-    process.stdout.write(
-      `${result.name}: ${result.target.digest} (${result.layers.length} layers: ${remote} remote, ${downloaded} downloaded, ` +
-        `${result.layers.length - remote - downloaded} already present; ${(result.bytesDownloaded / 1048576).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s)\n`,
-    );
+    // containerd first: when it is down the user hears so at once, and the
+    // rest of the command (the registry client's undici above all) loads
+    // only for a pull that can happen.
+    await connection.checkReachable();
+    const [{ default: pino }, { DockerConfigCredentials, RegistryClient }, { createProgress, pullImage }] = await Promise.all([
+      import('pino'),
+      import('../registry/index.js'),
+      import('../pull/index.js'),
+    ]);
+    const logger = pino({ level: flags.logLevel, base: { command: 'pull' } }, pino.destination(2));
+    const host = ref.split('/')[0] ?? '';
+    const registry = new RegistryClient({
+      ...(platform ? { platform } : {}),
+      insecureHosts: flags.plainHttp ? [host] : [],
+      credentials: new DockerConfigCredentials({ onWarning: (message: string) => logger.warn(message) }),
+      logger,
+    });
+    const progress = createProgress(process.stderr, flags.quiet);
+    const started = Date.now();
+    try {
+      const result = await pullImage(
+        { ref, remoteSnapshot: !!flags.remoteSnapshot, snapshotter: flags.snapshotter, ...(flags.platform ? { platform: flags.platform } : {}) },
+        { registry, connection, progress, logger },
+      );
+      const remote = result.layers.filter((l) => l.outcome === 'remote').length;
+      const downloaded = result.layers.filter((l) => l.outcome === 'download').length;
+      process.stdout.write(
+        `${result.name}: ${result.target.digest} (${result.layers.length} layers: ${remote} remote, ${downloaded} downloaded, ` +
+          `${result.layers.length - remote - downloaded} already present; ${(result.bytesDownloaded / 1048576).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s)\n`,
+      );
+    } finally {
+      await registry.close();
+    }
   } finally {
     connection.close();
-    await registry.close();
   }
 }

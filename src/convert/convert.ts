@@ -5,14 +5,16 @@
  * everything else (history, env, labels) is kept. Layers that already are
  * eStargz (they carry a TOC digest annotation) are copied unchanged.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { ESTARGZ_UNCOMPRESSED_SIZE, STARGZ_TOC_DIGEST } from '../containerd/labels.js';
 import { writeEstargz, type EstargzBuildResult } from '../estargz/index.js';
+import { assertImagePlatform } from '../pull/image-platform.js';
 import type { Descriptor, ImageManifest, RegistryClient } from '../registry/index.js';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -72,6 +74,7 @@ export interface ConvertProgress {
 export async function convertImage(options: ConvertOptions, registry: RegistryClient, progress: ConvertProgress, logger: Logger): Promise<ConvertResult> {
   const resolved = await registry.resolve(options.source, options.platform ? { platform: options.platform } : {});
   const config = await registry.getConfig(resolved.ref, resolved.manifest);
+  assertImagePlatform({ ref: options.source, digest: resolved.descriptor.digest, wanted: resolved.platform, config: config.config });
   const srcRef = resolved.ref;
   const dstRef = registry.parse(options.destination);
   const sameRegistry = srcRef.registry === dstRef.registry;
@@ -84,7 +87,7 @@ export async function convertImage(options: ConvertOptions, registry: RegistryCl
       const existingToc = layer.annotations?.[STARGZ_TOC_DIGEST];
       if (existingToc) {
         progress.layer(i, total, layer.digest, 'already eStargz, copying');
-        await copyBlob(registry, srcRef.toString(), dstRef.toString(), layer, sameRegistry ? [srcRef.repository] : []);
+        await copyBlob(registry, srcRef.toString(), dstRef.toString(), layer, sameRegistry ? [srcRef.repository] : [], logger);
         layers.push({ source: layer, result: layer, action: 'kept', tocDigest: existingToc });
         diffIds.push(config.config.rootfs?.diff_ids?.[i] ?? '');
         continue;
@@ -131,10 +134,12 @@ export async function convertImage(options: ConvertOptions, registry: RegistryCl
 }
 
 async function convertLayer(registry: RegistryClient, ref: string, layer: Descriptor, workDir: string, path: string, options: ConvertOptions): Promise<{ path: string; result: EstargzBuildResult }> {
+  let source: Readable | undefined;
+  let out: WriteStream | undefined;
   try {
-    const { stream } = await registry.openBlob(ref, layer.digest, { size: layer.size });
-    const out = createWriteStream(path);
-    const result = await writeEstargz(stream, out, {
+    source = (await registry.openBlob(ref, layer.digest, { size: layer.size })).stream;
+    out = createWriteStream(path);
+    const result = await writeEstargz(source, out, {
       ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
       ...(options.compressionLevel !== undefined ? { compressionLevel: options.compressionLevel } : {}),
       prioritizedFiles: options.prioritizedFiles ?? [],
@@ -142,20 +147,38 @@ async function convertLayer(registry: RegistryClient, ref: string, layer: Descri
       allowMissingPrioritizedFiles: true,
       tmpDir: workDir,
     });
-    await finished(out).catch(() => undefined);
+    await finished(out);
     const { size } = await stat(path);
     if (size !== result.compressedSize) throw new Error(`wrote ${size} bytes but the writer reports ${result.compressedSize}`);
     return { path, result };
   } catch (err) {
+    // An unread response body holds its connection, and the registry client's close waits for it forever.
+    source?.destroy();
+    out?.destroy();
     throw new ConvertError((err as Error).message, ref, layer.digest, { cause: err });
   }
 }
 
-async function copyBlob(registry: RegistryClient, from: string, to: string, layer: Descriptor, mountFrom: string[]): Promise<void> {
+async function copyBlob(registry: RegistryClient, from: string, to: string, layer: Descriptor, mountFrom: string[], logger: Logger): Promise<void> {
   if (await registry.blobExists(to, layer.digest)) return;
-  if (mountFrom.length > 0 && (await registry.mountBlob(to, layer.digest, `${to.split('/')[0]}/${mountFrom[0]}`).catch(() => false))) return;
+  if (mountFrom.length > 0 && (await mountOrWarn(registry, to, layer.digest, `${to.split('/')[0]}/${mountFrom[0]}`, logger))) return;
   const { stream } = await registry.openBlob(from, layer.digest, { size: layer.size });
-  await registry.pushBlob(to, { stream, size: layer.size, digest: layer.digest });
+  try {
+    await registry.pushBlob(to, { stream, size: layer.size, digest: layer.digest });
+  } catch (err) {
+    stream.destroy();
+    throw new ConvertError(`copy to ${to}: ${(err as Error).message}`, from, layer.digest, { cause: err });
+  }
+}
+
+/** A cross-repository mount saves the copy; when it fails the blob is copied instead, and the failure is logged. */
+async function mountOrWarn(registry: RegistryClient, to: string, digest: string, from: string, logger: Logger): Promise<boolean> {
+  try {
+    return await registry.mountBlob(to, digest, from);
+  } catch (err) {
+    logger.warn({ err, digest, from, to }, 'cross-repository mount failed; copying the blob instead');
+    return false;
+  }
 }
 
 function withoutStargz(annotations: Record<string, string> | undefined): Record<string, string> {

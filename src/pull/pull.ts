@@ -20,6 +20,7 @@ import { SingleFlight } from '../sync/index.js';
 import { chainIds } from './chain-id.js';
 import { PullError } from './errors.js';
 import { fetchLayers } from './fetch-layers.js';
+import { assertImagePlatform } from './image-platform.js';
 import type { ProgressSink } from './progress.js';
 import { filterRemoteLayers, type LayerOutcome } from './remote-filter.js';
 import { unpackLayers } from './unpack.js';
@@ -63,27 +64,30 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
   const { registry, connection, progress, logger } = deps;
   const started = Date.now();
   const phase = (name: string) => logger.debug({ ref: options.ref, phase: name, ms: Date.now() - started }, 'pull phase done');
-  const resolved = await registry.resolve(options.ref, options.platform ? { platform: options.platform } : {});
-  // containerd names the image by the normalized reference the user gave (tag or digest).
-  const name = registry.parse(options.ref).toString();
-  const refString = name;
-  const config = await registry.getConfig(resolved.ref, resolved.manifest);
-  const diffIds = config.config.rootfs?.diff_ids ?? [];
-  const layers = resolved.manifest.layers as Descriptor[];
-  if (diffIds.length !== layers.length) {
-    throw new PullError(`manifest has ${layers.length} layers but the config lists ${diffIds.length} diff_ids`, refString);
-  }
-  const chains = chainIds(diffIds);
-  phase('resolve');
-
+  // The lease comes first, as in containerd's own client: a containerd that
+  // cannot be reached fails the pull before any registry traffic.
   const content = new ContentStore(connection);
   const leases = new LeaseManager(connection);
   const leaseId = `lazysnap-pull-${randomBytes(8).toString('hex')}`;
   await leases.create(leaseId, LEASE_EXPIRY_MS);
   connection.lease = leaseId;
   phase('lease');
-  const snapshots = new SnapshotsClient({ connection, snapshotter: options.snapshotter });
   try {
+    const resolved = await registry.resolve(options.ref, options.platform ? { platform: options.platform } : {});
+    // containerd names the image by the normalized reference the user gave (tag or digest).
+    const name = registry.parse(options.ref).toString();
+    const refString = name;
+    const config = await registry.getConfig(resolved.ref, resolved.manifest);
+    assertImagePlatform({ ref: refString, digest: resolved.descriptor.digest, wanted: resolved.platform, config: config.config });
+    const diffIds = config.config.rootfs?.diff_ids ?? [];
+    const layers = resolved.manifest.layers as Descriptor[];
+    if (diffIds.length !== layers.length) {
+      throw new PullError(`manifest has ${layers.length} layers but the config lists ${diffIds.length} diff_ids`, refString);
+    }
+    const chains = chainIds(diffIds);
+    phase('resolve');
+
+    const snapshots = new SnapshotsClient({ connection, snapshotter: options.snapshotter });
     const outcomes: LayerOutcome[] = layers.map(() => 'download');
     let firstDownload = 0;
     if (options.remoteSnapshot) {

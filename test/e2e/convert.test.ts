@@ -9,7 +9,9 @@ import { startRegistry, type RegistryInstance } from '../harness/registry.js';
 import { buildImage, buildTestImageTree, pushImage } from '../harness/image.js';
 import { lazysnapCli } from '../harness/lazysnap-cli.js';
 import { makeTempDir, removeTree } from '../harness/process.js';
+import pino from 'pino';
 import { RegistryClient } from '../../src/registry/index.js';
+import { convertImage } from '../../src/convert/index.js';
 import { readTocIndex } from '../../src/estargz/index.js';
 import { STARGZ_TOC_DIGEST, ESTARGZ_UNCOMPRESSED_SIZE } from '../../src/containerd/labels.js';
 
@@ -75,5 +77,18 @@ describe('lazysnap convert', () => {
     const a = await client.resolve(converted);
     const b = await client.resolve(again);
     assert.deepEqual(b.manifest.layers.map((l) => l.digest), a.manifest.layers.map((l) => l.digest));
+  });
+
+  it('a layer that fails to convert fails the conversion and leaves no download holding the client open', { timeout: 60_000 }, async () => {
+    // Before, the unread layer stream kept the registry client's close()
+    // pending forever and the CLI exited 0 with nothing pushed.
+    const own = new RegistryClient();
+    const destination = `${registry.host}/lazysnap/esgz:failed`;
+    await assert.rejects(
+      convertImage({ source, destination, compressionLevel: 12 }, own, { layer: () => undefined }, pino({ level: 'silent' })),
+      /compressionLevel must be -1\.\.9, got 12/,
+    );
+    await own.close();
+    await assert.rejects(client.resolve(destination));
   });
 });

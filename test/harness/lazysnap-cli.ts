@@ -13,3 +13,22 @@ export async function lazysnapCli(args: string[], timeoutMs = 600_000): Promise<
     throw new Error(`lazysnap ${args.join(' ')} failed: ${e.stderr || e.message}`);
   }
 }
+
+export interface CliOutcome {
+  /** Exit code; null when the process was killed (timeout). */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  elapsedMs: number;
+}
+
+/** Runs the CLI and returns how it ended, for tests of commands that must fail. */
+export function lazysnapCliOutcome(args: string[], timeoutMs = 120_000): Promise<CliOutcome> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI_PATH, ...args], { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null) : 0;
+      resolve({ code, stdout, stderr, elapsedMs: Date.now() - started });
+    });
+  });
+}
