@@ -15,12 +15,18 @@ export interface BlobFetcher {
   (offset: number, length: number, signal: AbortSignal): Promise<Uint8Array>;
   /** The blob's size, when the source can tell (a HEAD request). Needed only when the caller does not know it. */
   size?: (signal: AbortSignal) => Promise<number>;
+  /**
+   * The last `length` bytes of the blob (all of it when shorter) and its size, in
+   * one request: how a layer opens when nobody told it the blob's size.
+   */
+  tail?: (length: number, signal: AbortSignal) => Promise<{ data: Uint8Array; size: number }>;
 }
 
 /** Range reads of one layer blob through the shared registry client (which owns auth, retries, connection reuse). */
-export function registryFetcher(registry: Pick<RegistryClient, 'readRange' | 'blobSize'>, ref: RefLike, digest: string): BlobFetcher {
+export function registryFetcher(registry: Pick<RegistryClient, 'readRange' | 'readTail' | 'blobSize'>, ref: RefLike, digest: string): BlobFetcher {
   const fetcher: BlobFetcher = (offset, length, signal) => registry.readRange(ref, digest, offset, length, { signal });
   fetcher.size = (signal) => registry.blobSize(ref, digest, { signal });
+  fetcher.tail = (length, signal) => registry.readTail(ref, digest, length, { signal });
   return fetcher;
 }
 
@@ -31,6 +37,7 @@ export function bufferFetcher(blob: Uint8Array): BlobFetcher {
     return blob.subarray(offset, offset + length);
   };
   fetcher.size = async () => blob.length;
+  fetcher.tail = async (length) => ({ data: blob.subarray(Math.max(0, blob.length - length)), size: blob.length });
   return fetcher;
 }
 

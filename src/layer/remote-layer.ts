@@ -25,7 +25,7 @@ export interface RemoteLayerOptions {
   ref: string;
   /** Digest of the layer blob. */
   digest: string;
-  /** Blob size from the manifest; when absent the fetcher is asked (a HEAD). */
+  /** Blob size from the manifest; when absent the open learns it from its tail read (or a HEAD). */
   size?: number | undefined;
   /** The manifest's `containerd.io/snapshot/stargz/toc.digest` annotation. */
   expectedTocDigest?: string | undefined;
@@ -386,7 +386,7 @@ export async function openRemoteLayer(options: RemoteLayerOptions): Promise<Remo
   let layer: RemoteLayer;
   try {
     layer = new RemoteLayer({
-      options, index: loaded.index, loader, counters, logger, abort, tocReservation: loaded.reservation,
+      options: { ...options, size: options.size ?? loaded.size }, index: loaded.index, loader, counters, logger, abort, tocReservation: loaded.reservation,
       openInfo: { openedFrom: loaded.source, openMs, openRequests: loaded.rangeRequests },
     });
     // The estimate from the JSON was a guess; hold what index and tree really keep.

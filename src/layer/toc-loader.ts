@@ -24,7 +24,12 @@ import { estimateTocMemory, type TocMemoryBudget, type TocMemoryReservation } fr
 import type { Logger } from './logger.js';
 import type { LoaderCounters } from './chunk-loader.js';
 
-export const DEFAULT_TAIL_SIZE = 512 * 1024;
+/**
+ * The first read of a layer. Most layers' footer and TOC fit in it (one request);
+ * a bigger TOC costs one more request for its head. Every byte past the TOC is
+ * waste, so it is kept small.
+ */
+export const DEFAULT_TAIL_SIZE = 128 * 1024;
 
 export interface TocLoadOptions {
   ref: string;
@@ -50,6 +55,8 @@ export interface LoadedToc {
   source: 'network' | 'toc-cache';
   /** Range requests made (0 when the TOC came from the cache). */
   rangeRequests: number;
+  /** The blob's size, when the open learnt it (from the manifest or the tail read). */
+  size?: number | undefined;
   /** The index's share of the TOC memory budget (sized from the JSON; the caller sets the real figure and releases it). */
   reservation: TocMemoryReservation | undefined;
 }
@@ -153,17 +160,8 @@ export async function loadToc(options: TocLoadOptions): Promise<LoadedToc> {
     }
   };
 
-  let size = options.size;
-  if (size === undefined) {
-    const sizeOf = fetcher.size;
-    if (sizeOf === undefined) throw new LayerUnavailableError('blob size unknown and the fetcher cannot tell it', { ref, digest });
-    size = await withDeadline(sizeOf, { ref, digest, offset: 0, length: 0, label: 'blob size lookup' }, deadline);
-  }
-  if (!Number.isSafeInteger(size) || size <= 0) throw new LayerUnavailableError(`blob size ${size} is not usable`, { ref, digest });
-
-  const tailLength = Math.min(size, Math.max(ESTARGZ_FOOTER_SIZE, options.tailSize));
-  const tailStart = size - tailLength;
-  const tail = await fetch(tailStart, tailLength);
+  const { size, tail } = await fetchTail(options, fetch, () => rangeRequests++);
+  const tailStart = size - tail.length;
   const footer = parseFooter(tail);
   const tocEnd = size - footer.footerSize;
   if (footer.tocOffset >= tocEnd) throw new InvalidTocError('toc-offset-out-of-range', `TOC offset ${footer.tocOffset} is not inside the ${size}-byte blob`);
@@ -184,7 +182,50 @@ export async function loadToc(options: TocLoadOptions): Promise<LoadedToc> {
   });
   // Only a TOC checked against a digest someone vouched for is worth keeping.
   if (options.expectedTocDigest !== undefined) await saveToc(options, options.expectedTocDigest, footer.tocOffset, json);
-  return { ...parsed, source: 'network', rangeRequests };
+  return { ...parsed, source: 'network', rangeRequests, size };
+}
+
+/**
+ * The blob's last bytes and its size. Without a size from the manifest, one
+ * suffix-range request tells both (a HEAD first would cost a round trip).
+ */
+async function fetchTail(
+  options: TocLoadOptions,
+  fetch: (offset: number, length: number) => Promise<Buffer>,
+  countRequest: () => void,
+): Promise<{ size: number; tail: Buffer }> {
+  const { ref, digest, fetcher, counters } = options;
+  const deadline = { timeoutMs: options.timeoutMs, signal: options.signal };
+  const wanted = Math.max(ESTARGZ_FOOTER_SIZE, options.tailSize);
+  let size = options.size;
+  if (size === undefined && fetcher.tail !== undefined) {
+    const tailOf = fetcher.tail;
+    countRequest();
+    try {
+      const got = await withDeadline((signal) => tailOf(wanted, signal), { ref, digest, offset: -wanted, length: wanted, label: 'blob tail read' }, deadline);
+      counters.requests++;
+      counters.bytesFetched += got.data.length;
+      checkSize(got.size, options);
+      const expected = Math.min(got.size, wanted);
+      if (got.data.length !== expected) throw new LayerUnavailableError(`blob tail read returned ${got.data.length} bytes, expected ${expected}`, { ref, digest });
+      return { size: got.size, tail: Buffer.from(got.data.buffer, got.data.byteOffset, got.data.length) };
+    } catch (err) {
+      counters.fetchErrors++;
+      throw err;
+    }
+  }
+  if (size === undefined) {
+    const sizeOf = fetcher.size;
+    if (sizeOf === undefined) throw new LayerUnavailableError('blob size unknown and the fetcher cannot tell it', { ref, digest });
+    size = await withDeadline(sizeOf, { ref, digest, offset: 0, length: 0, label: 'blob size lookup' }, deadline);
+  }
+  checkSize(size, options);
+  const tailLength = Math.min(size, wanted);
+  return { size, tail: await fetch(size - tailLength, tailLength) };
+}
+
+function checkSize(size: number, options: TocLoadOptions): void {
+  if (!Number.isSafeInteger(size) || size <= 0) throw new LayerUnavailableError(`blob size ${size} is not usable`, { ref: options.ref, digest: options.digest });
 }
 
 export function resolveTocLimits(overrides: Partial<TocLimits> | undefined): TocLimits {

@@ -148,8 +148,20 @@ export class FakeFetcher {
         this.inFlight--;
       }
     },
-    { size: async () => this.blob.length },
+    {
+      size: async () => {
+        this.sizeLookups++;
+        return this.blob.length;
+      },
+      // A suffix-range read: recorded as the window it answers, with the same gate/hang/fail behaviour.
+      tail: async (length: number, signal: AbortSignal) => {
+        const take = Math.min(length, this.blob.length);
+        return { data: await this.fetch(this.blob.length - take, take, signal), size: this.blob.length };
+      },
+    },
   );
+  /** HEAD-like size lookups (the tail read makes them unnecessary). */
+  sizeLookups = 0;
 
   hold(): void {
     this.gate = new Promise((resolve) => {
@@ -165,6 +177,7 @@ export class FakeFetcher {
   reset(): void {
     this.calls.length = 0;
     this.bytes = 0;
+    this.sizeLookups = 0;
   }
 }
 

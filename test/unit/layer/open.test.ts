@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { InvalidTocError, TocDigestMismatchError } from '../../../src/estargz/index.js';
-import { LayerFetchError, UnverifiedLayerError } from '../../../src/layer/index.js';
+import { DEFAULT_TAIL_SIZE, LayerFetchError, UnverifiedLayerError } from '../../../src/layer/index.js';
 import { FakeFetcher, buildBlob, contentOf, openTestLayer, standardBlob, tempDir, type FileSpec, type TestBlob } from './fixtures.js';
 
 async function manyFilesBlob(count: number): Promise<TestBlob> {
@@ -18,7 +18,7 @@ describe('opening a layer', () => {
     const blob = await standardBlob();
     const { layer, fake } = await openTestLayer(blob);
     assert.equal(fake.calls.length, 1);
-    const tail = Math.min(blob.blob.length, 512 * 1024);
+    const tail = Math.min(blob.blob.length, DEFAULT_TAIL_SIZE);
     assert.deepEqual(fake.calls[0], { offset: blob.blob.length - tail, length: tail });
     assert.equal(layer.stats().openRequests, 1);
     assert.equal(layer.stats().openedFrom, 'network');
@@ -39,11 +39,29 @@ describe('opening a layer', () => {
     await layer.close();
   });
 
-  it('asks the fetcher for the size when the caller does not know it', async () => {
+  it('learns the size from one tail read when the caller does not know it (no HEAD)', async () => {
     const blob = await standardBlob();
     const { layer, fake } = await openTestLayer(blob, { size: undefined });
-    assert.ok(fake.calls.length <= 2);
+    assert.equal(fake.sizeLookups, 0);
+    assert.equal(fake.calls.length, 1);
+    const tail = Math.min(blob.blob.length, DEFAULT_TAIL_SIZE);
+    assert.deepEqual(fake.calls[0], { offset: blob.blob.length - tail, length: tail });
     assert.equal(layer.lookup('/a/small.txt')?.type, 'reg');
+    // The size learnt is the one the whole-blob check uses: the background fetch verifies the blob.
+    const result = await layer.startBackgroundFetch();
+    assert.equal(result.blob.outcome, 'verified');
+    assert.equal(fake.sizeLookups, 0);
+    await layer.close();
+  });
+
+  it('falls back to a size lookup when the fetcher has no tail read', async () => {
+    const blob = await standardBlob();
+    const fake = new FakeFetcher(blob.blob);
+    const { tail: _tail, ...withoutTail } = fake.fetch;
+    const fetcher = Object.assign((offset: number, length: number, signal: AbortSignal) => fake.fetch(offset, length, signal), withoutTail);
+    const { layer } = await openTestLayer(blob, { size: undefined, fetcher });
+    assert.equal(fake.sizeLookups, 1);
+    assert.equal(fake.calls.length, 1);
     await layer.close();
   });
 
