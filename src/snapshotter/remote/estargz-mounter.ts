@@ -13,6 +13,7 @@
  * (the layer is then downloaded, and containerd checks the download).
  */
 import type { Logger } from 'pino';
+import { LRUCache } from 'lru-cache';
 import { Counter, type Registry } from 'prom-client';
 import { cleanupStaleMounts, isMounted, mountLayer, type MountedLayer } from '../../fuse/index.js';
 import {
@@ -50,6 +51,9 @@ export interface EstargzMounterOptions {
   tocMemoryBytes?: number | undefined;
 }
 
+/** Layers of one image opened at once ahead of their Prepares: registry round trips overlap, TOC parses still take turns. */
+const IMAGE_OPEN_CONCURRENCY = 4;
+
 /** stargz-snapshotter waits 5 s of silence too: long enough for a container's start-up burst of reads. */
 export const DEFAULT_BACKGROUND_FETCH_IDLE_MS = 5_000;
 
@@ -82,6 +86,8 @@ export class EstargzMounter implements RemoteMounter {
   private readonly blobVerified = new Set<string>();
   private mountRootReady: Promise<void> | undefined;
   private readonly tocBudget: TocMemoryBudget;
+  /** Images whose layers were opened ahead of their Prepares, recently. */
+  private readonly imagesOpened = new LRUCache<string, true>({ max: 256, ttl: UNUSED_LAYER_MS });
   private readonly foreground: ForegroundActivity;
   private readonly backgroundBandwidth: BandwidthLimiter;
 
@@ -105,6 +111,7 @@ export class EstargzMounter implements RemoteMounter {
 
   async resolve(request: RemoteRequest): Promise<RemoteLayerRef | undefined> {
     const { ref, layerDigest } = request;
+    this.openImageLayers(request);
     let tocDigest = request.tocDigest;
     let size: number | undefined;
     if (!tocDigest) {
@@ -123,6 +130,33 @@ export class EstargzMounter implements RemoteMounter {
     const open = await this.open(layerRef);
     if (open.layer.poisoned !== undefined) return undefined;
     return layerRef;
+  }
+
+  /**
+   * The first request for an image opens all of its eStargz layers at once
+   * (bounded), so that the Prepares that follow, one per layer and in order,
+   * find their layer open instead of each paying footer, TOC and parse in turn.
+   * Best effort: a layer that fails here is tried again by its own Prepare.
+   */
+  private openImageLayers(request: RemoteRequest): void {
+    const image = request.manifestDigest ? `${request.ref}@${request.manifestDigest}` : request.ref;
+    if (this.imagesOpened.has(image)) return;
+    this.imagesOpened.set(image, true);
+    const { logger } = this.options;
+    (async () => {
+      const layers = (await this.tocDigests.layers(request.ref, request.manifestDigest)).filter((layer) => layer.tocDigest !== undefined);
+      const queue = layers.map((layer): RemoteLayerRef => ({
+        ref: request.ref, digest: layer.digest, tocDigest: layer.tocDigest!, ...(layer.size !== undefined ? { size: layer.size } : {}),
+      }));
+      const worker = async (): Promise<void> => {
+        for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+          const layerRef = next;
+          if (this.poisoned.has(layerIdentity(layerRef).key)) continue;
+          await this.open(layerRef).catch((err: unknown) => logger.debug({ err, ref: layerRef.ref, layer: layerRef.digest }, 'opening a layer ahead of its Prepare failed'));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(IMAGE_OPEN_CONCURRENCY, queue.length) }, worker));
+    })().catch((err: unknown) => logger.debug({ err, ref: request.ref }, 'listing the image\'s layers ahead of their Prepares failed'));
   }
 
   async acquire(layerRef: RemoteLayerRef): Promise<string> {

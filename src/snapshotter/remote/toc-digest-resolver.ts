@@ -28,6 +28,17 @@ export class TocDigestResolver {
   constructor(private readonly registry: RegistryClient) {}
 
   async lookup(ref: string, layerDigest: string, manifestDigest?: string): Promise<TocDigestLookup> {
+    const annotations = await this.annotationsOf(ref, manifestDigest);
+    return { tocDigest: annotations.tocDigests.get(layerDigest), size: annotations.sizes.get(layerDigest) };
+  }
+
+  /** Every layer of the image, bottom first, with its TOC digest (undefined: not eStargz) and size. */
+  async layers(ref: string, manifestDigest?: string): Promise<Array<{ digest: string } & TocDigestLookup>> {
+    const annotations = await this.annotationsOf(ref, manifestDigest);
+    return [...annotations.tocDigests].map(([digest, tocDigest]) => ({ digest, tocDigest, size: annotations.sizes.get(digest) }));
+  }
+
+  private async annotationsOf(ref: string, manifestDigest: string | undefined): Promise<LayerAnnotations> {
     // Pin to the manifest the caller pulled when it says which, so a moved tag cannot mislead us.
     const key = manifestDigest ? `${this.registry.parse(ref).name}@${manifestDigest}` : ref;
     let annotations = this.cache.get(key);
@@ -35,7 +46,7 @@ export class TocDigestResolver {
       annotations = await this.flights.do(key, () => this.fetch(key));
       this.cache.set(key, annotations);
     }
-    return { tocDigest: annotations.tocDigests.get(layerDigest), size: annotations.sizes.get(layerDigest) };
+    return annotations;
   }
 
   private async fetch(ref: string): Promise<LayerAnnotations> {
