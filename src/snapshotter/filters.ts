@@ -11,8 +11,21 @@
  * Several filter strings are OR-ed. containerd's metadata layer finds remote
  * snapshots with `labels."containerd.io/snapshot.ref"==X,parent==Y`, so the
  * grammar, quoting and matching follow containerd's exactly.
+ *
+ * `~=` values are Go regular expressions, as in containerd: they run on an
+ * RE2 engine, in time linear in the input, compiled once per filter. A
+ * backtracking engine would let one List call stall the daemon.
  */
+import { RE2JS } from 're2js';
 import { InvalidArgumentError } from './errors.js';
+
+/**
+ * Bounds on one List call's filters. containerd itself sends one short filter
+ * per Walk; one filter leaves room for a selector on a snapshot key of the
+ * longest length containerd allows (32 KiB), quoted.
+ */
+export const MAX_FILTER_BYTES = 40 * 1024;
+export const MAX_FILTERS = 32;
 
 type Operator = 'present' | '==' | '!=' | '~=';
 
@@ -20,7 +33,7 @@ interface Selector {
   fieldpath: string[];
   operator: Operator;
   value: string;
-  regex?: RegExp;
+  regex?: RE2JS;
 }
 
 /** Resolves a field path on the object being filtered; undefined = not present. */
@@ -33,6 +46,9 @@ export interface Filter {
 const ALWAYS: Filter = { match: () => true };
 
 export function parseFilters(filters: readonly string[]): Filter {
+  if (filters.length > MAX_FILTERS) {
+    throw new InvalidArgumentError(`${filters.length} filters given; at most ${MAX_FILTERS} filters are allowed in one call`);
+  }
   const parsed = filters.filter((f) => f !== '').map(parseFilter);
   if (filters.length === 0 || parsed.length < filters.length) return ALWAYS;
   return { match: (adaptor) => parsed.some((f) => f.match(adaptor)) };
@@ -40,6 +56,10 @@ export function parseFilters(filters: readonly string[]): Filter {
 
 export function parseFilter(input: string): Filter {
   if (input === '') return ALWAYS;
+  const bytes = Buffer.byteLength(input);
+  if (bytes > MAX_FILTER_BYTES) {
+    throw new InvalidArgumentError(`filter ${JSON.stringify(input.slice(0, 64))}... is ${bytes} bytes; the limit is ${MAX_FILTER_BYTES} bytes per filter`);
+  }
   const selectors = new FilterParser(input).parse();
   return { match: (adaptor) => selectors.every((s) => matchSelector(s, adaptor)) };
 }
@@ -54,7 +74,8 @@ function matchSelector(selector: Selector, adaptor: FieldAdaptor): boolean {
     case '!=':
       return value !== selector.value;
     case '~=':
-      return value !== undefined && (selector.regex as RegExp).test(value);
+      // containerd matches an absent field as the empty string.
+      return (selector.regex as RE2JS).test(value ?? '');
   }
 }
 
@@ -87,7 +108,7 @@ class FilterParser {
     const selector: Selector = { fieldpath, operator, value };
     if (operator === '~=') {
       try {
-        selector.regex = new RegExp(value);
+        selector.regex = RE2JS.compile(value);
       } catch (err) {
         this.fail(`invalid regular expression ${JSON.stringify(value)}: ${(err as Error).message}`);
       }

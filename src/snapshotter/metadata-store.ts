@@ -4,21 +4,38 @@
  * old or the new state. Transactions only read and write records; callers do
  * all file-system work before or after them, never inside.
  */
+import { createHash } from 'node:crypto';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { AlreadyExistsError, FailedPreconditionError, InternalError, InvalidArgumentError, NotFoundError } from './errors.js';
-import type { Filter } from './filters.js';
 import { Kind, kindName, type Labels, type SnapshotInfo, type Usage } from './types.js';
+import { storedTimeToNanoseconds, WallClock } from './wall-clock.js';
 
 const SCHEMA_VERSION = 1;
 
+/** containerd's bolt store takes keys up to bbolt's MaxKeySize; so do we. */
+export const MAX_KEY_BYTES = 32_768;
+
+/**
+ * LMDB refuses keys over 1978 bytes. Keys up to this size are LMDB keys
+ * themselves; longer ones (and any that could be mistaken for a hashed one)
+ * are stored under HASHED_KEY_PREFIX + their SHA-256, with the full key in
+ * the record, checked on every read.
+ */
+const MAX_DIRECT_KEY_BYTES = 1024;
+const HASHED_KEY_PREFIX = '\u0001sha256:';
+
 /** What is stored per snapshot key. Labels are pairs so no key is special to the encoder. */
 interface SnapshotRecord {
+  /** The snapshot key; absent in records written before long keys, whose LMDB key is the snapshot key. */
+  key?: string;
   id: number;
   kind: Kind;
   parent: string;
   labels: Array<[string, string]>;
-  created: number;
-  updated: number;
+  /** Nanoseconds since the epoch; a number (milliseconds) in records written before nanosecond times. */
+  created: bigint | number;
+  updated: bigint | number;
   size: number;
   inodes: number;
   /** Set when the snapshot's directory is a FUSE mount of a remote layer. */
@@ -48,6 +65,7 @@ export class MetadataStore {
   private readonly snapshots: Database<SnapshotRecord, string>;
   /** [parentId, childId] → child key; answers "has children?" with one range read. */
   private readonly children: Database<string, [number, number]>;
+  private readonly clock = new WallClock();
 
   private constructor(env: RootDatabase, private readonly onLockHeld: LockHoldObserver) {
     this.env = env;
@@ -63,24 +81,42 @@ export class MetadataStore {
   }
 
   async close(): Promise<void> {
+    // lmdb-js 3.5 blocks for ever in close() when a synchronous transaction ran earlier in the same tick.
+    await yieldToEventLoop();
     await this.env.close();
   }
 
   get(key: string): StoredSnapshot | undefined {
-    const record = this.snapshots.get(key);
+    const record = this.read(key);
     return record ? toStored(key, record) : undefined;
+  }
+
+  /** The record of key; a record stored under the same LMDB key for another key is an error, never a match. */
+  private read(key: string): SnapshotRecord | undefined {
+    const lmdbKey = storageKey(key);
+    const record = this.snapshots.get(lmdbKey);
+    if (record === undefined) return undefined;
+    const recordKey = record.key ?? lmdbKey;
+    if (recordKey !== key) {
+      throw new InternalError(`snapshot ${abbreviate(key)}: its storage key ${lmdbKey} holds the record of snapshot ${abbreviate(recordKey)}`);
+    }
+    return record;
+  }
+
+  private put(key: string, record: SnapshotRecord): void {
+    this.snapshots.put(storageKey(key), { ...record, key });
   }
 
   /** The ids of key's parent chain, nearest parent first. */
   parentIds(key: string): number[] {
     const ids: number[] = [];
-    let record = this.snapshots.get(key);
+    let record = this.read(key);
     const seen = new Set<string>([key]);
     while (record && record.parent !== '') {
       const parentKey = record.parent;
       if (seen.has(parentKey)) throw new InternalError(`snapshot ${key}: parent chain loops at ${parentKey}`);
       seen.add(parentKey);
-      record = this.snapshots.get(parentKey);
+      record = this.read(parentKey);
       if (!record) throw new NotFoundError(`snapshot ${key}: parent ${parentKey} does not exist`);
       ids.push(record.id);
     }
@@ -91,7 +127,7 @@ export class MetadataStore {
   remoteSnapshots(): StoredSnapshot[] {
     const out: StoredSnapshot[] = [];
     for (const { key, value } of this.snapshots.getRange()) {
-      if (value.remote) out.push(toStored(key, value));
+      if (value.remote) out.push(toStored(value.key ?? key, value));
     }
     return out;
   }
@@ -114,19 +150,19 @@ export class MetadataStore {
       throw new InvalidArgumentError(`snapshot ${key}: kind ${kindName(kind)} invalid; only active or view can be created`);
     }
     return this.write('create', () => {
-      if (this.snapshots.get(key) !== undefined) throw new AlreadyExistsError(`snapshot ${key}: already exists`);
+      if (this.read(key) !== undefined) throw new AlreadyExistsError(`snapshot ${key}: already exists`);
       let parentId = 0;
       if (parent !== '') {
-        const parentRecord = this.snapshots.get(parent);
+        const parentRecord = this.read(parent);
         if (!parentRecord) throw new NotFoundError(`snapshot ${key}: parent ${parent} does not exist`);
         if (parentRecord.kind !== Kind.Committed) {
           throw new InvalidArgumentError(`snapshot ${key}: parent ${parent} is not a committed snapshot`);
         }
         parentId = parentRecord.id;
       }
-      const now = Date.now();
-      const record: SnapshotRecord = { id, kind, parent, labels: storedLabels(labels), created: now, updated: now, size: 0, inodes: 0, ...(remote ? { remote } : {}) };
-      this.snapshots.put(key, record);
+      const now = this.clock.now();
+      const record: SnapshotRecord = { key, id, kind, parent, labels: storedLabels(labels), created: now, updated: now, size: 0, inodes: 0, ...(remote ? { remote } : {}) };
+      this.put(key, record);
       if (parent !== '') this.children.put([parentId, id], key);
       return toStored(key, record);
     });
@@ -135,11 +171,11 @@ export class MetadataStore {
   /** Turns active snapshot key into committed snapshot name. Labels are the active's plus extraLabels. */
   commit(key: string, name: string, usage: Usage, extraLabels: Labels): StoredSnapshot {
     return this.write('commit', () => {
-      if (this.snapshots.get(name) !== undefined) throw new AlreadyExistsError(`committed snapshot ${name}: already exists`);
-      const active = this.snapshots.get(key);
+      if (this.read(name) !== undefined) throw new AlreadyExistsError(`committed snapshot ${name}: already exists`);
+      const active = this.read(key);
       if (!active) throw new NotFoundError(`snapshot ${key}: does not exist`);
       if (active.kind !== Kind.Active) throw new FailedPreconditionError(`snapshot ${key}: is not active`);
-      const now = Date.now();
+      const now = this.clock.now();
       const labels = { ...Object.fromEntries(active.labels), ...extraLabels };
       const record: SnapshotRecord = {
         ...active,
@@ -150,10 +186,10 @@ export class MetadataStore {
         size: usage.size,
         inodes: usage.inodes,
       };
-      this.snapshots.remove(key);
-      this.snapshots.put(name, record);
+      this.snapshots.remove(storageKey(key));
+      this.put(name, record);
       if (active.parent !== '') {
-        const parentRecord = this.snapshots.get(active.parent);
+        const parentRecord = this.read(active.parent);
         if (!parentRecord) throw new NotFoundError(`snapshot ${key}: parent ${active.parent} does not exist`);
         this.children.put([parentRecord.id, active.id], name);
       }
@@ -163,16 +199,16 @@ export class MetadataStore {
 
   remove(key: string): StoredSnapshot {
     return this.write('remove', () => {
-      const record = this.snapshots.get(key);
+      const record = this.read(key);
       if (!record) throw new NotFoundError(`snapshot ${key}: does not exist`);
       for (const { value: child } of this.children.getRange({ start: [record.id], end: [record.id + 1], limit: 1 })) {
         throw new FailedPreconditionError(`snapshot ${key}: cannot remove snapshot with child ${child}`);
       }
       if (record.parent !== '') {
-        const parentRecord = this.snapshots.get(record.parent);
+        const parentRecord = this.read(record.parent);
         if (parentRecord) this.children.remove([parentRecord.id, record.id]);
       }
-      this.snapshots.remove(key);
+      this.snapshots.remove(storageKey(key));
       return toStored(key, record);
     });
   }
@@ -184,7 +220,7 @@ export class MetadataStore {
    */
   update(name: string, labels: Labels, paths: readonly string[]): SnapshotInfo {
     return this.write('update', () => {
-      const record = this.snapshots.get(name);
+      const record = this.read(name);
       if (!record) throw new NotFoundError(`snapshot ${name}: does not exist`);
       let updated = Object.fromEntries(record.labels) as Labels;
       if (paths.length === 0) {
@@ -201,19 +237,19 @@ export class MetadataStore {
           }
         }
       }
-      const next: SnapshotRecord = { ...record, labels: storedLabels(updated), updated: Date.now() };
-      this.snapshots.put(name, next);
+      // A realtime clock stepped back must not make a snapshot updated before it was created.
+      const created = storedTimeToNanoseconds(record.created);
+      const now = this.clock.now();
+      const next: SnapshotRecord = { ...record, labels: storedLabels(updated), updated: now > created ? now : created };
+      this.put(name, next);
       return toStored(name, next).info;
     });
   }
 
-  /** Infos matching filter; read from one consistent LMDB snapshot. */
-  list(filter: Filter): SnapshotInfo[] {
+  /** Every snapshot's info, read from one consistent LMDB snapshot. */
+  infos(): SnapshotInfo[] {
     const out: SnapshotInfo[] = [];
-    for (const { key, value } of this.snapshots.getRange()) {
-      const info = toStored(key, value).info;
-      if (filter.match(snapshotFieldAdaptor(info))) out.push(info);
-    }
+    for (const { key, value } of this.snapshots.getRange()) out.push(toStored(value.key ?? key, value).info);
     return out;
   }
 
@@ -236,6 +272,16 @@ export class MetadataStore {
   }
 }
 
+/** The LMDB key of snapshot key. */
+function storageKey(key: string): string {
+  if (Buffer.byteLength(key) <= MAX_DIRECT_KEY_BYTES && !key.startsWith(HASHED_KEY_PREFIX)) return key;
+  return HASHED_KEY_PREFIX + createHash('sha256').update(key).digest('hex');
+}
+
+function abbreviate(key: string): string {
+  return key.length > 80 ? `${key.slice(0, 80)}... (${Buffer.byteLength(key)} bytes)` : key;
+}
+
 /** As in containerd, a label with an empty value is not stored: setting "" deletes it. */
 function storedLabels(labels: Labels): Array<[string, string]> {
   return Object.entries(labels).filter(([, value]) => value !== '');
@@ -248,8 +294,8 @@ function toStored(key: string, record: SnapshotRecord): StoredSnapshot {
       name: key,
       parent: record.parent,
       kind: record.kind,
-      created: new Date(record.created),
-      updated: new Date(record.updated),
+      created: storedTimeToNanoseconds(record.created),
+      updated: storedTimeToNanoseconds(record.updated),
       labels: Object.fromEntries(record.labels),
     },
     usage: { size: record.size, inodes: record.inodes },

@@ -7,15 +7,16 @@
  * deleted only after it commits, so a crash can leave an orphan directory
  * (which Cleanup removes) but never metadata without its directory.
  */
-import { chown, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { KeyedMutex } from '../sync/index.js';
 import { diskUsage } from './disk-usage.js';
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError } from './errors.js';
-import { parseFilters } from './filters.js';
+import { parseFilters, type Filter } from './filters.js';
 import { validateLabels } from './labels.js';
-import type { MetadataStore, RemoteLayerRef, StoredSnapshot } from './metadata-store.js';
+import { MAX_KEY_BYTES, snapshotFieldAdaptor, type MetadataStore, type RemoteLayerRef, type StoredSnapshot } from './metadata-store.js';
 import type { RemoteMounter } from './remote/remote-mounter.js';
 import { parseRemoteRequest, type RemoteRequest } from './remote/remote-request.js';
 import { REMOTE_SNAPSHOT, TARGET_SNAPSHOT_REF } from '../containerd/labels.js';
@@ -58,9 +59,8 @@ export class Snapshotter implements SnapshotLayout {
   /** Prepares the directory layout and forgets staging leftovers of an earlier run. */
   static async open(options: SnapshotterOptions): Promise<Snapshotter> {
     const { root, store } = options;
-    await mkdir(join(root, 'snapshots'), { recursive: true, mode: 0o700 });
     await rm(join(root, 'staging'), { recursive: true, force: true });
-    await mkdir(join(root, 'staging'), { recursive: true, mode: 0o700 });
+    for (const dir of ['snapshots', 'staging']) await makePrivateDirectory(join(root, dir));
     // Ids must never be reused, also for orphan directories a crash left behind.
     let maxId = store.maxId();
     for (const name of await readdir(join(root, 'snapshots'))) {
@@ -186,7 +186,7 @@ export class Snapshotter implements SnapshotLayout {
   }
 
   async list(filters: readonly string[]): Promise<SnapshotInfo[]> {
-    return this.store.list(parseFilters(filters));
+    return selectMatching(this.store.infos(), parseFilters(filters));
   }
 
   async usage(key: string): Promise<Usage> {
@@ -215,6 +215,7 @@ export class Snapshotter implements SnapshotLayout {
 
   private async createSnapshot(kind: Kind, key: string, parent: string, labels: Labels): Promise<Mount[]> {
     requireKey(key);
+    if (parent !== '') requireKey(parent, 'parent');
     validateLabels(labels, `snapshot ${key}`);
     const request = kind === Kind.Active && this.remote ? parseRemoteRequest(labels) : undefined;
     if (request?.target !== undefined && this.store.get(request.target)) {
@@ -345,6 +346,42 @@ export class Snapshotter implements SnapshotLayout {
   }
 }
 
+/**
+ * Snapshot directories hold image content, setuid binaries included: like
+ * containerd's, they are the daemon user's alone, also when they existed
+ * before with looser permissions.
+ */
+async function makePrivateDirectory(path: string): Promise<void> {
+  await mkdir(path, { recursive: true, mode: 0o700 });
+  await chown(path, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
+  await chmod(path, 0o700);
+}
+
 function requireKey(key: string, what = 'key'): void {
   if (typeof key !== 'string' || key === '') throw new InvalidArgumentError(`snapshot ${what} must not be empty`);
+  const bytes = Buffer.byteLength(key);
+  if (bytes > MAX_KEY_BYTES) {
+    throw new InvalidArgumentError(`snapshot ${what} ${JSON.stringify(key.slice(0, 64))}... is ${bytes} bytes; the limit is ${MAX_KEY_BYTES} bytes`);
+  }
+}
+
+/** How long List matches filters before it lets other calls run. */
+const LIST_SLICE_MS = 5;
+
+/**
+ * The infos filter matches. Matching is linear in each name and label, but a
+ * 32 KiB key against a large pattern still costs milliseconds, so the work is
+ * cut into slices and other calls (and FUSE reads) are served in between.
+ */
+async function selectMatching(infos: SnapshotInfo[], filter: Filter): Promise<SnapshotInfo[]> {
+  const out: SnapshotInfo[] = [];
+  let sliceStart = performance.now();
+  for (const info of infos) {
+    if (filter.match(snapshotFieldAdaptor(info))) out.push(info);
+    if (performance.now() - sliceStart > LIST_SLICE_MS) {
+      await yieldToEventLoop();
+      sliceStart = performance.now();
+    }
+  }
+  return out;
 }

@@ -13,8 +13,9 @@ export interface SnapshotInfo {
   name: string;
   parent: string;
   kind: Kind;
-  created: Date;
-  updated: Date;
+  /** Nanoseconds since the Unix epoch, as containerd's snapshotters keep them. */
+  created: bigint;
+  updated: bigint;
   labels: Labels;
 }
 

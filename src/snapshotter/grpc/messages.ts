@@ -33,10 +33,17 @@ export interface ListRequest {
   filters: string[];
 }
 
-export function toTimestamp(date: Date): Timestamp {
-  const ms = date.getTime();
-  const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: (ms - seconds * 1000) * 1_000_000 };
+const NS_PER_SECOND = 1_000_000_000n;
+
+/** A protobuf Timestamp of nanoseconds since the epoch; nanos is never negative, as the proto requires. */
+export function toTimestamp(ns: bigint): Timestamp {
+  let seconds = ns / NS_PER_SECOND;
+  let nanos = ns % NS_PER_SECOND;
+  if (nanos < 0n) {
+    seconds -= 1n;
+    nanos += NS_PER_SECOND;
+  }
+  return { seconds: Number(seconds), nanos: Number(nanos) };
 }
 
 export function toInfoMessage(info: SnapshotInfo): InfoMessage {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseFilters } from '../../../src/snapshotter/filters.js';
+import { MAX_FILTER_BYTES, MAX_FILTERS, parseFilters } from '../../../src/snapshotter/filters.js';
 import { snapshotFieldAdaptor } from '../../../src/snapshotter/metadata-store.js';
 import { InvalidArgumentError } from '../../../src/snapshotter/errors.js';
 import { Kind, type SnapshotInfo } from '../../../src/snapshotter/types.js';
@@ -10,8 +10,8 @@ const info = (name: string, kind: Kind, parent: string, labels: Record<string, s
   kind,
   parent,
   labels,
-  created: new Date(0),
-  updated: new Date(0),
+  created: 0n,
+  updated: 0n,
 });
 
 const snapshots = [
@@ -61,5 +61,41 @@ describe('containerd filter syntax', () => {
     for (const bad of ['name==', 'name=x', 'name<>x', '==x', 'labels.', 'name==x,', 'labels."unterminated==x', 'name==/x/', 'name~=/(/', 'name==x y', 'na\0me==x']) {
       assert.throws(() => parseFilters([bad]), InvalidArgumentError, bad);
     }
+  });
+});
+
+describe('containerd filter regexps (Go RE2 semantics)', () => {
+  const names = (pattern: string, candidates: string[]) => {
+    const filter = parseFilters([`name~=${JSON.stringify(pattern)}`]);
+    return candidates.filter((name) => filter.match(snapshotFieldAdaptor(info(name, Kind.Active, '', {}))));
+  };
+
+  it('supports Go\'s anchors, POSIX classes, Unicode classes and flags', () => {
+    assert.deepEqual(names('\\Asha256:[[:xdigit:]]+\\z', ['sha256:abc', 'sha256:xyz', 'xsha256:abc']), ['sha256:abc']);
+    assert.deepEqual(names('^[[:digit:]]+$', ['123', '12a', ':']), ['123']);
+    assert.deepEqual(names('^\\pL+$', ['héllo', 'h3llo']), ['héllo']);
+    assert.deepEqual(names('(?i)^LAYER', ['layer-1', 'Layer-2', 'x-layer']), ['layer-1', 'Layer-2']);
+    assert.deepEqual(names('^(?P<chain>sha256):', ['sha256:a', 'sha512:a']), ['sha256:a']);
+  });
+
+  it('matches an unanchored pattern anywhere, and an absent field as the empty string, as containerd does', () => {
+    assert.deepEqual(names('extract', ['default/1/extract', 'view-1']), ['default/1/extract']);
+    assert.deepEqual(select('labels.team~=^$'), snapshots.map((s) => s.name));
+    assert.deepEqual(select('labels.team~=.'), []);
+  });
+
+  it('rejects what Go\'s regexp rejects with InvalidArgument: lookaround, backreferences, huge repeats', () => {
+    for (const pattern of ['(?=a)b', '(?!a)', '(a)\\1', 'a{1001}', '(', 'a**']) {
+      assert.throws(() => parseFilters([`name~=${JSON.stringify(pattern)}`]), InvalidArgumentError, pattern);
+    }
+  });
+
+  it('bounds the size of one filter and the number of filters, naming the limit', () => {
+    const long = `name==${'x'.repeat(MAX_FILTER_BYTES)}`;
+    assert.throws(() => parseFilters([long]), (err: Error) => err instanceof InvalidArgumentError && err.message.includes(`${MAX_FILTER_BYTES} bytes`));
+    parseFilters([`name==${'x'.repeat(MAX_FILTER_BYTES - 'name=='.length)}`]);
+    const many = Array.from({ length: MAX_FILTERS + 1 }, (_, i) => `name==k${i}`);
+    assert.throws(() => parseFilters(many), (err: Error) => err instanceof InvalidArgumentError && err.message.includes(`at most ${MAX_FILTERS} filters`));
+    parseFilters(many.slice(1));
   });
 });
