@@ -242,6 +242,8 @@ export class RemoteLayer implements LayerContent {
   startBackgroundFetch(): Promise<BackgroundFetchResult> {
     this.background ??= (async () => {
       await this.prefetching?.catch(() => {});
+      // Nothing, not even a size lookup for the blob check, before the idle period has passed.
+      await this.activity.waitForIdle(this.abort.signal);
       const result = await runBackgroundFetch({
         chunks: this.index.allChunks(),
         loader: this.loader,

@@ -86,6 +86,8 @@ interface CachedTocHeader {
   version: 1;
   layerDigest: string;
   tocOffset: number;
+  /** The blob's size, as the registry told it (absent in files written before it was kept). */
+  blobSize?: number;
 }
 
 function tocCachePath(dir: string, tocDigest: string): string | undefined {
@@ -94,7 +96,7 @@ function tocCachePath(dir: string, tocDigest: string): string | undefined {
 }
 
 /** The cached TOC, or undefined when absent, for another blob, or damaged. */
-async function readCachedToc(options: TocLoadOptions): Promise<ParsedToc | undefined> {
+async function readCachedToc(options: TocLoadOptions): Promise<(ParsedToc & { size: number | undefined }) | undefined> {
   const { tocCacheDir, expectedTocDigest } = options;
   if (tocCacheDir === undefined || expectedTocDigest === undefined) return undefined;
   const path = tocCachePath(tocCacheDir, expectedTocDigest);
@@ -115,7 +117,8 @@ async function readCachedToc(options: TocLoadOptions): Promise<ParsedToc | undef
     const json = file.subarray(newline + 1);
     const parsed = parseChunkDigest(expectedTocDigest)!;
     if (createHash(parsed.algorithm).update(json).digest('hex') !== parsed.hex) throw new Error('content does not match its digest');
-    return parseWithinBudget(json, { expectedTocDigest, tocOffset: header.tocOffset, limits: options.limits, requireChunkDigests: options.requireChunkDigests }, options);
+    const size = Number.isSafeInteger(header.blobSize) && header.blobSize! > header.tocOffset ? header.blobSize : undefined;
+    return { ...parseWithinBudget(json, { expectedTocDigest, tocOffset: header.tocOffset, limits: options.limits, requireChunkDigests: options.requireChunkDigests }, options), size };
   } catch (err) {
     if (err instanceof TocMemoryBudgetError) throw err; // the file is fine; there is no room for it
     options.logger.warn({ path, err: err instanceof Error ? err.message : String(err) }, 'cached TOC unusable; fetching it again');
@@ -124,12 +127,12 @@ async function readCachedToc(options: TocLoadOptions): Promise<ParsedToc | undef
   }
 }
 
-async function saveToc(options: TocLoadOptions, tocDigest: string, tocOffset: number, json: Buffer): Promise<void> {
+async function saveToc(options: TocLoadOptions, tocDigest: string, tocOffset: number, blobSize: number, json: Buffer): Promise<void> {
   if (options.tocCacheDir === undefined) return;
   const path = tocCachePath(options.tocCacheDir, tocDigest);
   if (path === undefined) return;
   const temp = `${path}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-  const header: CachedTocHeader = { version: 1, layerDigest: options.digest, tocOffset };
+  const header: CachedTocHeader = { version: 1, layerDigest: options.digest, tocOffset, blobSize };
   try {
     await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
     await writeFile(temp, Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), json]), { flag: 'wx', mode: 0o600 });
@@ -142,7 +145,7 @@ async function saveToc(options: TocLoadOptions, tocDigest: string, tocOffset: nu
 
 export async function loadToc(options: TocLoadOptions): Promise<LoadedToc> {
   const cached = await inTurn(options, () => readCachedToc(options));
-  if (cached !== undefined) return { ...cached, source: 'toc-cache', rangeRequests: 0 };
+  if (cached !== undefined) return { ...cached, size: options.size ?? cached.size, source: 'toc-cache', rangeRequests: 0 };
 
   const { ref, digest, fetcher, counters, limits } = options;
   const deadline = { ref, digest, timeoutMs: options.timeoutMs, signal: options.signal };
@@ -181,7 +184,7 @@ export async function loadToc(options: TocLoadOptions): Promise<LoadedToc> {
     return { json, parsed };
   });
   // Only a TOC checked against a digest someone vouched for is worth keeping.
-  if (options.expectedTocDigest !== undefined) await saveToc(options, options.expectedTocDigest, footer.tocOffset, json);
+  if (options.expectedTocDigest !== undefined) await saveToc(options, options.expectedTocDigest, footer.tocOffset, size, json);
   return { ...parsed, source: 'network', rangeRequests, size };
 }
 

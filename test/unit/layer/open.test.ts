@@ -102,6 +102,23 @@ describe('opening a layer', () => {
     assert.ok(Date.now() - started < 1500);
   });
 
+  it('keeps the blob size with a cached TOC, so a reopened layer checks its blob without a size lookup', async () => {
+    const dir = tempDir('toccache-size');
+    try {
+      const blob = await standardBlob();
+      const first = await openTestLayer(blob, { tocCacheDir: dir.path, size: undefined });
+      await first.layer.close();
+      const second = await openTestLayer(blob, { tocCacheDir: dir.path, size: undefined });
+      assert.equal(second.layer.stats().openedFrom, 'toc-cache');
+      const result = await second.layer.startBackgroundFetch();
+      assert.equal(result.blob.outcome, 'verified');
+      assert.equal(second.fake.sizeLookups, 0, 'the size came from the TOC cache, not from a HEAD');
+      await second.layer.close();
+    } finally {
+      dir.remove();
+    }
+  });
+
   it('opens from the TOC cache without any request, and ignores a damaged cache file', async () => {
     const dir = tempDir('toccache');
     try {
