@@ -63,18 +63,20 @@ async function prepareRemote(snapshots: SnapshotsClient, ref: string, layer: Des
     if (isGrpcCode(err, status.ALREADY_EXISTS)) return snapshots.exists(chainId);
     throw err;
   }
+  let committed = false;
   try {
     const info = await snapshots.stat(key);
     if (info.labels[REMOTE_SNAPSHOT] === undefined) return false;
     try {
       await snapshots.commit(chainId, key);
+      committed = true;
     } catch (err) {
       // Another pull committed the same chain first: that is just as good.
       if (!isGrpcCode(err, status.ALREADY_EXISTS)) throw err;
     }
     return true;
   } finally {
-    // After a successful Commit the key is gone already; otherwise it must not linger.
-    await snapshots.removeIfExists(key);
+    // A successful Commit consumed the key (one call less per layer); otherwise it must not linger.
+    if (!committed) await snapshots.removeIfExists(key);
   }
 }
