@@ -52,7 +52,7 @@ export interface EstargzMounterOptions {
 }
 
 /** Layers of one image opened at once ahead of their Prepares: registry round trips overlap, TOC parses still take turns. */
-const IMAGE_OPEN_CONCURRENCY = 4;
+const IMAGE_OPEN_CONCURRENCY = 8;
 
 /** stargz-snapshotter waits 5 s of silence too: long enough for a container's start-up burst of reads. */
 export const DEFAULT_BACKGROUND_FETCH_IDLE_MS = 5_000;
