@@ -5,8 +5,6 @@
  * lowercase hex) before they get here, so decoding gives back the very same
  * string.
  */
-import { parseDigest } from './digest.js';
-
 const ALGORITHMS = ['sha256', 'sha384', 'sha512'] as const;
 const BYTES: readonly number[] = [32, 48, 64];
 
@@ -20,9 +18,10 @@ export class DigestTable {
   add(digest: string): number {
     const known = this.known!.get(digest);
     if (known !== undefined) return known;
-    const parsed = parseDigest(digest);
-    const algorithm = parsed === undefined ? -1 : ALGORITHMS.indexOf(parsed.algorithm as (typeof ALGORITHMS)[number]);
-    if (parsed === undefined || algorithm < 0) throw new RangeError(`not a storable digest: ${JSON.stringify(digest)}`);
+    const colon = digest.indexOf(':');
+    const algorithm = ALGORITHMS.indexOf(digest.slice(0, colon) as (typeof ALGORITHMS)[number]);
+    // Callers validated the digest; this only guards the layout (the hex must fill its slot exactly).
+    if (algorithm < 0 || digest.length - colon - 1 !== 2 * BYTES[algorithm]!) throw new RangeError(`not a storable digest: ${JSON.stringify(digest)}`);
     const need = 1 + BYTES[algorithm]!;
     if (this.used + need > this.bytes.length) {
       const bigger = Buffer.alloc(Math.max(this.bytes.length * 2, this.used + need));
@@ -31,7 +30,7 @@ export class DigestTable {
     }
     const ref = this.used;
     this.bytes[ref] = algorithm;
-    this.bytes.write(parsed.hex, ref + 1, 'hex');
+    if (this.bytes.write(digest.slice(colon + 1), ref + 1, 'hex') !== BYTES[algorithm]) throw new RangeError(`not a storable digest: ${JSON.stringify(digest)}`);
     this.used += need;
     this.known!.set(digest, ref);
     return ref;
