@@ -152,7 +152,9 @@ export class EstargzMounter implements RemoteMounter {
         for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
           const layerRef = next;
           if (this.poisoned.has(layerIdentity(layerRef).key)) continue;
-          await this.open(layerRef).catch((err: unknown) => logger.debug({ err, ref: layerRef.ref, layer: layerRef.digest }, 'opening a layer ahead of its Prepare failed'));
+          await this.open(layerRef)
+            .then(() => this.premount(layerRef))
+            .catch((err: unknown) => logger.debug({ err, ref: layerRef.ref, layer: layerRef.digest }, 'opening a layer ahead of its Prepare failed'));
         }
       };
       await Promise.all(Array.from({ length: Math.min(IMAGE_OPEN_CONCURRENCY, queue.length) }, worker));
@@ -173,6 +175,36 @@ export class EstargzMounter implements RemoteMounter {
       }
       entry.references++;
       return mountpoint;
+    });
+  }
+
+  /**
+   * Mounts an opened layer ahead of its Prepare, holding no reference: the
+   * Prepare then only takes one. A mount nobody takes within the unused period
+   * is taken down again.
+   */
+  private async premount(layerRef: RemoteLayerRef): Promise<void> {
+    const identity = layerIdentity(layerRef);
+    await this.unmounting.withLock(identity.key, async () => {
+      if (this.mounted.has(identity.key) || this.poisoned.has(identity.key)) return;
+      const entry = await this.mountLayer(layerRef, identity.key, join(this.options.mountRoot, identity.dirName));
+      this.mounted.set(identity.key, entry);
+      setTimeout(() => {
+        this.dropUnusedMount(identity.key, entry).catch((err: unknown) => this.options.logger.warn({ err, layer: layerRef.digest }, 'taking down an unused mount failed'));
+      }, UNUSED_LAYER_MS).unref();
+    });
+  }
+
+  private async dropUnusedMount(key: string, entry: LayerMount): Promise<void> {
+    await this.unmounting.withLock(key, async () => {
+      if (this.mounted.get(key) !== entry || entry.references > 0) return;
+      this.mounted.delete(key);
+      await entry.mount.unmount();
+      const open = this.layers.get(key);
+      if (open) {
+        this.layers.delete(key);
+        await open.layer.close();
+      }
     });
   }
 
