@@ -3,11 +3,11 @@
  * here and passed in; nothing below reaches for globals.
  */
 import { createServer, type Server } from 'node:http';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { loadConfig, type LazysnapConfig } from '../config/index.js';
+import { loadConfigWithSource, parseListenAddress, type LazysnapConfig } from '../config/index.js';
 import { ChunkCache } from '../layer/index.js';
 import { DockerConfigCredentials, RegistryClient } from '../registry/index.js';
 import { EstargzMounter } from '../snapshotter/remote/estargz-mounter.js';
@@ -16,10 +16,13 @@ import {
   Snapshotter,
   SnapshotterMetrics,
   SnapshotsServer,
+  checkSocketAddress,
   createSnapshotsService,
   detectOverlayFeatures,
+  lockRoot,
   prepareSocketPath,
 } from '../snapshotter/index.js';
+import { LogSink } from './log-sink.js';
 
 export interface ServeFlags {
   address?: string;
@@ -29,27 +32,51 @@ export interface ServeFlags {
   metricsAddress?: string;
 }
 
+/** How long in-flight calls may run after SIGTERM before they are cut off. */
+const CALL_GRACE_MS = 10_000;
+/** The whole shutdown (calls, FUSE unmounts, metadata close) ends by then, whatever hangs. */
+const SHUTDOWN_DEADLINE_MS = CALL_GRACE_MS + 5_000;
+/** How long the last log lines may take to reach a slow reader before the process exits anyway. */
+const LOG_DRAIN_MS = 1_000;
+
+export class NotRootError extends Error {
+  constructor(euid: number) {
+    super(`lazysnap serve must run as root (it mounts overlay and FUSE filesystems and keeps image content private to root); running as uid ${euid}`);
+    this.name = 'NotRootError';
+  }
+}
+
 export async function serve(flags: ServeFlags): Promise<void> {
-  const config = await loadConfig(flags.config, {
+  const euid = process.geteuid?.() ?? 0;
+  if (euid !== 0) throw new NotRootError(euid);
+  const { config, file } = await loadConfigWithSource(flags.config, {
     address: flags.address,
     root: flags.root,
     logLevel: flags.logLevel as LazysnapConfig['logLevel'] | undefined,
     metricsAddress: flags.metricsAddress,
   });
-  const logger = pino({ level: config.logLevel, base: { service: 'lazysnap' } }, pino.destination(2));
+  const logSink = new LogSink(2);
+  const logger = pino({ level: config.logLevel, base: { service: 'lazysnap' } }, logSink);
   const daemon = await startDaemon(config, logger);
+  logger.info({ version: await daemonVersion(), config: file ?? 'defaults', settings: config, address: config.address, root: config.root }, 'lazysnap snapshotter serving');
+  const exit = async (code: number) => {
+    await logSink.drain(LOG_DRAIN_MS);
+    process.exit(code);
+  };
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time; exiting anyway');
+      void exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
     daemon.stop().then(
       () => {
         logger.info('stopped');
-        logger.flush();
-        process.exit(0);
+        void exit(0);
       },
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
-        logger.flush();
-        process.exit(1);
+        void exit(1);
       },
     );
   };
@@ -57,44 +84,94 @@ export async function serve(flags: ServeFlags): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
+/** The version in lazysnap's package.json, three levels above dist/src/cli/serve.js. */
+async function daemonVersion(): Promise<string> {
+  const text = await readFile(new URL('../../../package.json', import.meta.url), 'utf8');
+  return (JSON.parse(text) as { version: string }).version;
+}
+
 export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
+type Undo = () => Promise<void> | void;
+
+/**
+ * Starts the daemon from a validated config. Order matters: the address is
+ * checked before anything exists, ROOT is locked before anything under it
+ * is read or changed, and whatever a failing start-up created is undone.
+ */
 export async function startDaemon(config: LazysnapConfig, logger: Logger): Promise<RunningDaemon> {
-  // Refuse early when another daemon serves the socket, before touching its root.
-  await prepareSocketPath(config.address);
-  await mkdir(config.root, { recursive: true, mode: 0o700 });
-  const metricsRegistry = new Registry();
-  collectDefaultMetrics({ register: metricsRegistry, prefix: 'lazysnap_' });
-  const metrics = new SnapshotterMetrics(metricsRegistry);
-  const store = MetadataStore.open(join(config.root, 'metadata.lmdb'), (op, seconds) => metrics.observeLockHold(op, seconds));
-  const remote = config.remote.enabled ? await createRemoteMounter(config, logger, metricsRegistry) : undefined;
-  const snapshotter = await Snapshotter.open({
-    root: config.root,
-    store,
-    logger: logger.child({ component: 'snapshotter' }),
-    overlay: await detectOverlayFeatures(),
-    ...(remote ? { remote: remote.mounter } : {}),
-  });
-  const server = new SnapshotsServer(createSnapshotsService(snapshotter, logger.child({ component: 'grpc' }), metrics));
+  // Refuse early when another daemon serves the socket or the address is unusable, before touching any root.
+  await checkSocketAddress(config.address);
+  const rootLock = await lockRoot(config.root);
+  const undo: Undo[] = [() => rootLock.release()];
   try {
+    await makePrivateCacheDirectories(config.root);
+    await prepareSocketPath(config.address);
+    const metricsRegistry = new Registry();
+    collectDefaultMetrics({ register: metricsRegistry, prefix: 'lazysnap_' });
+    const metrics = new SnapshotterMetrics(metricsRegistry);
+    const store = MetadataStore.open(join(config.root, 'metadata.lmdb'), (op, seconds) => metrics.observeLockHold(op, seconds));
+    undo.push(() => store.close());
+    const remote = config.remote.enabled ? await createRemoteMounter(config, logger, metricsRegistry) : undefined;
+    if (remote) undo.push(() => remote.close());
+    const snapshotter = await Snapshotter.open({
+      root: config.root,
+      store,
+      logger: logger.child({ component: 'snapshotter' }),
+      overlay: await detectOverlayFeatures(),
+      ...(remote ? { remote: remote.mounter } : {}),
+    });
+    const server = new SnapshotsServer(createSnapshotsService(snapshotter, logger.child({ component: 'grpc' }), metrics));
     await server.listen(config.address);
+    // Calls in flight may finish; shutting the server down also removes its socket file.
+    undo.push(() => server.shutdown(CALL_GRACE_MS));
+    if (config.metricsAddress) {
+      const metricsServer = await serveMetrics(config.metricsAddress, metricsRegistry);
+      undo.push(
+        () =>
+          new Promise<void>((resolve) => {
+            metricsServer.close(() => resolve());
+            // A scraper's keep-alive connection would otherwise hold close() open.
+            metricsServer.closeAllConnections();
+          }),
+      );
+    }
   } catch (err) {
-    await remote?.close();
-    await store.close();
+    for (const failure of await undoAll(undo)) logger.error({ err: failure }, 'undoing a failed start-up');
     throw err;
   }
-  const metricsServer = config.metricsAddress ? await serveMetrics(config.metricsAddress, metricsRegistry) : undefined;
-  logger.info({ address: config.address, root: config.root, metrics: config.metricsAddress || undefined }, 'lazysnap snapshotter serving');
   return {
     async stop() {
-      await server.shutdown();
-      if (metricsServer) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
-      await remote?.close();
-      await store.close();
+      const failures = await undoAll(undo);
+      if (failures.length > 0) throw new AggregateError(failures, `shutdown: ${failures.map((e) => String(e)).join('; ')}`);
     },
   };
+}
+
+/** Runs the steps in reverse order of start-up, every one of them even when some fail; returns the failures. */
+async function undoAll(undo: Undo[]): Promise<unknown[]> {
+  const failures: unknown[] = [];
+  for (const step of [...undo].reverse()) {
+    try {
+      await step();
+    } catch (err) {
+      failures.push(err);
+    }
+  }
+  return failures;
+}
+
+/**
+ * ROOT/cache holds image content (chunks, TOCs), so it is root's alone even
+ * when it was created by an older version or by hand with looser modes.
+ */
+async function makePrivateCacheDirectories(root: string): Promise<void> {
+  for (const dir of [join(root, 'cache'), join(root, 'cache', 'chunks'), join(root, 'cache', 'tocs')]) {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700);
+  }
 }
 
 interface RemoteParts {
@@ -111,8 +188,8 @@ async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metri
     credentials: new DockerConfigCredentials({ onWarning: (message: string) => log.warn(message) }),
     logger: log,
   });
+  // Created private by makePrivateCacheDirectories.
   const cacheDir = join(config.root, 'cache');
-  await mkdir(cacheDir, { recursive: true, mode: 0o700 });
   const cache = await ChunkCache.open({
     memoryBytes: config.remote.memoryCacheMiB * 1024 * 1024,
     diskDir: join(cacheDir, 'chunks'),
@@ -141,10 +218,21 @@ async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metri
   };
 }
 
+export class MetricsListenError extends Error {
+  constructor(
+    readonly address: string,
+    cause: Error,
+  ) {
+    super(`cannot serve metrics on ${address} (metrics_address / --metrics-address): ${cause.message}`, { cause });
+    this.name = 'MetricsListenError';
+  }
+}
+
 async function serveMetrics(address: string, registry: Registry): Promise<Server> {
-  const separator = address.lastIndexOf(':');
-  const host = separator > 0 ? address.slice(0, separator) : '127.0.0.1';
-  const port = Number(address.slice(separator + 1));
+  const listenAddress = parseListenAddress(address);
+  // The config was validated; this only guards a caller that skipped it.
+  if (!listenAddress) throw new MetricsListenError(address, new Error('not HOST:PORT'));
+  const { host, port } = listenAddress;
   const server = createServer((req, res) => {
     if (req.url !== '/metrics') {
       res.writeHead(404).end();
@@ -156,7 +244,7 @@ async function serveMetrics(address: string, registry: Registry): Promise<Server
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err) => reject(new MetricsListenError(address, err)));
     server.listen(port, host, () => resolve());
   });
   return server;

@@ -4,6 +4,7 @@
  * never silently falls back to a default.
  */
 import { readFile } from 'node:fs/promises';
+import { isIPv6 } from 'node:net';
 import { parse as parseToml } from 'smol-toml';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
@@ -24,6 +25,11 @@ export interface RemoteConfig {
   backgroundFetchConcurrency: number;
   memoryCacheMiB: number;
   diskCacheMiB: number;
+  /**
+   * Memory budget for the TOCs of all mounted lazy layers; a layer whose TOC
+   * does not fit is downloaded normally instead of served lazily.
+   */
+  tocMemoryMiB: number;
 }
 
 export interface RegistryConfig {
@@ -61,6 +67,7 @@ export const DEFAULT_CONFIG: Readonly<LazysnapConfig> = Object.freeze({
     backgroundFetchConcurrency: 2,
     memoryCacheMiB: 256,
     diskCacheMiB: 10240,
+    tocMemoryMiB: 512,
   },
   registry: {
     insecureHosts: [],
@@ -78,42 +85,82 @@ export class ConfigError extends Error {
   }
 }
 
+/** Why a value is not allowed, or undefined when it is. */
 type Check = (value: unknown) => string | undefined;
 
 interface FieldSpec {
+  /** The field of the config object this key sets. */
   field: string;
   check: Check;
+  /** The command-line flag that sets the same field, if any. */
+  flag?: string;
 }
 
-const nonEmptyString: Check = (v) => (typeof v === 'string' && v !== '' ? undefined : 'must be a non-empty string');
-const anyString: Check = (v) => (typeof v === 'string' ? undefined : 'must be a string');
-const boolean: Check = (v) => (typeof v === 'boolean' ? undefined : 'must be true or false');
-const positive: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? undefined : 'must be a positive number');
+const nonEmptyString: Check = (v) => (typeof v === 'string' && v !== '' ? undefined : `must be a non-empty string, got ${show(v)}`);
+const boolean: Check = (v) => (typeof v === 'boolean' ? undefined : `must be true or false, got ${show(v)}`);
 const stringList: Check = (v) => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? undefined : 'must be a list of strings');
+const logLevel: Check = (v) => (LOG_LEVELS.includes(v as LogLevel) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}, got ${show(v)}`);
 
-/** TOML key → config field, per section ('' is the top level). */
-const SECTIONS: Record<string, Record<string, FieldSpec>> = {
-  '': {
-    address: { field: 'address', check: nonEmptyString },
-    root: { field: 'root', check: nonEmptyString },
-    log_level: { field: 'logLevel', check: (v) => (LOG_LEVELS.includes(v as LogLevel) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}`) },
-    metrics_address: { field: 'metricsAddress', check: anyString },
-  },
-  remote: {
-    enabled: { field: 'enabled', check: boolean },
-    allow_unverified: { field: 'allowUnverified', check: boolean },
-    fetch_timeout_seconds: { field: 'fetchTimeoutSeconds', check: positive },
-    prefetch: { field: 'prefetch', check: boolean },
-    background_fetch: { field: 'backgroundFetch', check: boolean },
-    background_fetch_concurrency: { field: 'backgroundFetchConcurrency', check: positive },
-    memory_cache_mib: { field: 'memoryCacheMiB', check: positive },
-    disk_cache_mib: { field: 'diskCacheMiB', check: positive },
-  },
-  registry: {
-    insecure_hosts: { field: 'insecureHosts', check: stringList },
-    platform: { field: 'platform', check: nonEmptyString },
-  },
+/**
+ * Every number in the config is a count of something, so an integer within
+ * bounds the code below it can honour: a timeout past Node's timer range or
+ * a fractional concurrency would be accepted here and break every layer later.
+ */
+function integerIn(min: number, max: number): Check {
+  return (v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? undefined : `must be an integer from ${min} to ${max}, got ${show(v)}`);
+}
+
+const metricsAddress: Check = (v) => {
+  if (v === '') return undefined;
+  if (typeof v === 'string' && parseListenAddress(v)) return undefined;
+  return `must be HOST:PORT (or :PORT, or [IPv6]:PORT) with a port from 1 to 65535, or "" to disable metrics, got ${show(v)}`;
 };
+
+function show(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : Array.isArray(value) ? 'a list' : typeof value === 'object' && value !== null ? 'a table' : String(value);
+}
+
+/**
+ * TOML key → config field, per section ('' is the top level). Maps, not
+ * object literals: a key named `constructor` or `toString` must be unknown,
+ * not found on Object.prototype.
+ */
+const SECTIONS: ReadonlyMap<string, ReadonlyMap<string, FieldSpec>> = new Map([
+  [
+    '',
+    new Map<string, FieldSpec>([
+      ['address', { field: 'address', check: nonEmptyString, flag: '--address' }],
+      ['root', { field: 'root', check: nonEmptyString, flag: '--root' }],
+      ['log_level', { field: 'logLevel', check: logLevel, flag: '--log-level' }],
+      ['metrics_address', { field: 'metricsAddress', check: metricsAddress, flag: '--metrics-address' }],
+    ]),
+  ],
+  [
+    'remote',
+    new Map<string, FieldSpec>([
+      ['enabled', { field: 'enabled', check: boolean }],
+      ['allow_unverified', { field: 'allowUnverified', check: boolean }],
+      // An hour is far past any sane registry round trip, and far below the 2^31-1 ms timer limit.
+      ['fetch_timeout_seconds', { field: 'fetchTimeoutSeconds', check: integerIn(1, 3600) }],
+      ['prefetch', { field: 'prefetch', check: boolean }],
+      ['background_fetch', { field: 'backgroundFetch', check: boolean }],
+      ['background_fetch_concurrency', { field: 'backgroundFetchConcurrency', check: integerIn(1, 64) }],
+      // 0 turns a cache tier off.
+      ['memory_cache_mib', { field: 'memoryCacheMiB', check: integerIn(0, 65536) }],
+      ['disk_cache_mib', { field: 'diskCacheMiB', check: integerIn(0, 16 * 1024 * 1024) }],
+      ['toc_memory_mib', { field: 'tocMemoryMiB', check: integerIn(16, 65536) }],
+    ]),
+  ],
+  [
+    'registry',
+    new Map<string, FieldSpec>([
+      ['insecure_hosts', { field: 'insecureHosts', check: stringList }],
+      ['platform', { field: 'platform', check: nonEmptyString }],
+    ]),
+  ],
+]);
+
+const TOP_LEVEL = SECTIONS.get('') as ReadonlyMap<string, FieldSpec>;
 
 export type ConfigOverrides = Partial<Omit<LazysnapConfig, 'remote' | 'registry'>> & { remote?: Partial<RemoteConfig>; registry?: Partial<RegistryConfig> };
 
@@ -126,40 +173,94 @@ export function parseConfig(text: string, path?: string): ConfigOverrides {
   }
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(document)) {
-    const section = SECTIONS[key];
-    if (section && key !== '') {
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`[${key}] must be a table`, path);
-      out[key] = parseSection(key, section, value as Record<string, unknown>, path);
+    const section = key === '' ? undefined : SECTIONS.get(key);
+    if (section) {
+      if (!isTable(value)) throw new ConfigError(`[${key}] must be a table`, path);
+      out[key] = parseSection(key, section, value, path);
       continue;
     }
-    Object.assign(out, parseSection('', SECTIONS[''] as Record<string, FieldSpec>, { [key]: value }, path));
+    Object.assign(out, parseSection('', TOP_LEVEL, { [key]: value }, path));
   }
   return out as ConfigOverrides;
 }
 
-function parseSection(name: string, specs: Record<string, FieldSpec>, values: Record<string, unknown>, path?: string): Record<string, unknown> {
+function isTable(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+function parseSection(name: string, specs: ReadonlyMap<string, FieldSpec>, values: Record<string, unknown>, path?: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  const where = name ? `[${name}] ` : '';
   for (const [key, value] of Object.entries(values)) {
-    const spec = specs[key];
+    const spec = specs.get(key);
     if (!spec) {
-      const known = Object.keys(specs).concat(name === '' ? Object.keys(SECTIONS).filter((s) => s !== '').map((s) => `[${s}]`) : []);
-      throw new ConfigError(`unknown key ${where}${JSON.stringify(key)}; known: ${known.join(', ')}`, path);
+      const known = [...specs.keys()].concat(name === '' ? [...SECTIONS.keys()].filter((s) => s !== '').map((s) => `[${s}]`) : []);
+      throw new ConfigError(`unknown key ${name ? `[${name}] ` : ''}${JSON.stringify(key)}; known: ${known.join(', ')}`, path);
     }
     const problem = spec.check(value);
-    if (problem) throw new ConfigError(`${where}${key} ${problem}`, path);
+    if (problem) throw new ConfigError(`${keyName(name, key)} ${problem}`, path);
     out[spec.field] = value;
   }
   return out;
 }
 
+/** A key as the user writes it in TOML: `root`, `[remote] fetch_timeout_seconds`. */
+function keyName(section: string, key: string): string {
+  return section ? `[${section}] ${key}` : key;
+}
+
 /**
- * Reads the config file. The default path may be absent (defaults apply);
- * a path the user named must exist.
+ * Checks values that did not come from the file (flags, or a caller's
+ * overrides) with the same rules, named the way the user gave them.
  */
-export async function loadConfig(path: string | undefined, overrides: ConfigOverrides): Promise<LazysnapConfig> {
+function checkOverrides(overrides: ConfigOverrides): void {
+  for (const [section, specs] of SECTIONS) {
+    const values = section === '' ? overrides : (overrides as Record<string, unknown>)[section];
+    if (!isTable(values)) continue;
+    for (const [key, spec] of specs) {
+      if (!Object.hasOwn(values, spec.field)) continue;
+      const value = values[spec.field];
+      if (value === undefined) continue;
+      const problem = spec.check(value);
+      if (problem) throw new ConfigError(`${spec.flag ?? keyName(section, key)} ${problem}`);
+    }
+  }
+}
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/**
+ * Parses `HOST:PORT`, `:PORT` (loopback) or `[IPv6]:PORT`; undefined when
+ * the text is none of these or the port is not 1-65535.
+ */
+export function parseListenAddress(text: string): ListenAddress | undefined {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]*)):([0-9]{1,5})$/.exec(text);
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port < 1 || port > 65535) return undefined;
+  const v6 = match[1];
+  if (v6 !== undefined) return isIPv6(v6) ? { host: v6, port } : undefined;
+  return { host: match[2] || '127.0.0.1', port };
+}
+
+export interface LoadedConfig {
+  config: LazysnapConfig;
+  /** The file the config was read from; undefined when the default path was absent. */
+  file: string | undefined;
+}
+
+/**
+ * Reads the config file and applies the overrides (flags) on top, all
+ * validated here, before the daemon binds or creates anything. The default
+ * path may be absent (defaults apply); a path the user named must exist.
+ */
+export async function loadConfigWithSource(path: string | undefined, overrides: ConfigOverrides): Promise<LoadedConfig> {
+  checkOverrides(overrides);
   const filePath = path ?? DEFAULT_CONFIG_PATH;
   let fromFile: ConfigOverrides = {};
+  let file: string | undefined = filePath;
   try {
     fromFile = parseConfig(await readFile(filePath, 'utf8'), filePath);
   } catch (err) {
@@ -167,18 +268,20 @@ export async function loadConfig(path: string | undefined, overrides: ConfigOver
     if (!missing || path !== undefined) {
       throw err instanceof ConfigError ? err : new ConfigError((err as Error).message, filePath);
     }
+    file = undefined;
   }
-  const flags = definedOnly(overrides);
   const config: LazysnapConfig = {
     ...DEFAULT_CONFIG,
     ...definedOnly(fromFile),
-    ...flags,
+    ...definedOnly(overrides),
     remote: { ...DEFAULT_CONFIG.remote, ...definedOnly(fromFile.remote ?? {}), ...definedOnly(overrides.remote ?? {}) },
     registry: { ...DEFAULT_CONFIG.registry, ...definedOnly(fromFile.registry ?? {}), ...definedOnly(overrides.registry ?? {}) },
   } as LazysnapConfig;
-  const levelProblem = SECTIONS['']?.log_level?.check(config.logLevel);
-  if (levelProblem) throw new ConfigError(`log level ${levelProblem}`);
-  return config;
+  return { config, file };
+}
+
+export async function loadConfig(path: string | undefined, overrides: ConfigOverrides): Promise<LazysnapConfig> {
+  return (await loadConfigWithSource(path, overrides)).config;
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {

@@ -1,1 +1,17 @@
-export { loadConfig, parseConfig, ConfigError, DEFAULT_CONFIG, DEFAULT_CONFIG_PATH, LOG_LEVELS, type LazysnapConfig, type LogLevel, type RemoteConfig, type RegistryConfig, type ConfigOverrides } from './config.js';
+export {
+  loadConfig,
+  loadConfigWithSource,
+  parseConfig,
+  parseListenAddress,
+  ConfigError,
+  DEFAULT_CONFIG,
+  DEFAULT_CONFIG_PATH,
+  LOG_LEVELS,
+  type LazysnapConfig,
+  type LoadedConfig,
+  type ListenAddress,
+  type LogLevel,
+  type RemoteConfig,
+  type RegistryConfig,
+  type ConfigOverrides,
+} from './config.js';

@@ -1,4 +1,5 @@
 // Starts the real `lazysnap serve` (the built CLI) on a socket in a temp dir.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,4 +49,22 @@ export async function startDaemon(workDir: string, extraArgs: string[] = []): Pr
       await proc.kill();
     },
   };
+}
+
+export interface ServeResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+/**
+ * Runs `lazysnap serve ARGS` to its end, for start-ups that must fail; a
+ * daemon that starts instead is killed after timeoutMs (status null, SIGKILL:
+ * a daemon that should not have started may not shut down cleanly either).
+ */
+export function runServeToExit(args: string[], options: { timeoutMs?: number; asUser?: number } = {}): ServeResult {
+  const command = [process.execPath, CLI_PATH, 'serve', ...args];
+  const argv = options.asUser === undefined ? command : ['setpriv', `--reuid=${options.asUser}`, `--regid=${options.asUser}`, '--clear-groups', ...command];
+  const result = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', timeout: options.timeoutMs ?? 20_000, killSignal: 'SIGKILL' });
+  return { status: result.status, signal: result.signal, stderr: result.stderr };
 }
