@@ -208,6 +208,9 @@ async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metri
     prefetch: config.remote.prefetch,
     backgroundFetch: config.remote.backgroundFetch,
     backgroundFetchConcurrency: config.remote.backgroundFetchConcurrency,
+    backgroundFetchIdleMs: config.remote.backgroundFetchIdleSeconds * 1000,
+    backgroundFetchBytesPerSecond: config.remote.backgroundFetchBandwidthMiB * 1024 * 1024,
+    tocMemoryBytes: config.remote.tocMemoryMiB * 1024 * 1024,
   });
   return {
     mounter,

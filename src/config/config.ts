@@ -23,6 +23,13 @@ export interface RemoteConfig {
   /** Fetch the rest of each layer in the background, yielding to reads. */
   backgroundFetch: boolean;
   backgroundFetchConcurrency: number;
+  /**
+   * Background fetch starts only after no layer has been read for this long, and
+   * pauses while reads come: a starting container gets the CPU and the link.
+   */
+  backgroundFetchIdleSeconds: number;
+  /** Cap on background fetch bandwidth, all layers together, in MiB/s; 0: none. */
+  backgroundFetchBandwidthMiB: number;
   memoryCacheMiB: number;
   diskCacheMiB: number;
   /**
@@ -65,6 +72,8 @@ export const DEFAULT_CONFIG: Readonly<LazysnapConfig> = Object.freeze({
     prefetch: true,
     backgroundFetch: true,
     backgroundFetchConcurrency: 2,
+    backgroundFetchIdleSeconds: 5,
+    backgroundFetchBandwidthMiB: 64,
     memoryCacheMiB: 256,
     diskCacheMiB: 10240,
     tocMemoryMiB: 512,
@@ -145,6 +154,9 @@ const SECTIONS: ReadonlyMap<string, ReadonlyMap<string, FieldSpec>> = new Map([
       ['prefetch', { field: 'prefetch', check: boolean }],
       ['background_fetch', { field: 'backgroundFetch', check: boolean }],
       ['background_fetch_concurrency', { field: 'backgroundFetchConcurrency', check: integerIn(1, 64) }],
+      ['background_fetch_idle_seconds', { field: 'backgroundFetchIdleSeconds', check: integerIn(0, 3600) }],
+      // 0: no cap.
+      ['background_fetch_bandwidth_mib', { field: 'backgroundFetchBandwidthMiB', check: integerIn(0, 65536) }],
       // 0 turns a cache tier off.
       ['memory_cache_mib', { field: 'memoryCacheMiB', check: integerIn(0, 65536) }],
       ['disk_cache_mib', { field: 'diskCacheMiB', check: integerIn(0, 16 * 1024 * 1024) }],

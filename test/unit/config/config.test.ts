@@ -50,6 +50,8 @@ describe('config', () => {
   const NUMERIC_KEYS = [
     { key: 'fetch_timeout_seconds', min: 1, max: 3600 },
     { key: 'background_fetch_concurrency', min: 1, max: 64 },
+    { key: 'background_fetch_idle_seconds', min: 0, max: 3600 },
+    { key: 'background_fetch_bandwidth_mib', min: 0, max: 65536 },
     { key: 'memory_cache_mib', min: 0, max: 65536 },
     { key: 'disk_cache_mib', min: 0, max: 16 * 1024 * 1024 },
     { key: 'toc_memory_mib', min: 16, max: 65536 },
