@@ -17,7 +17,7 @@ import { LRUCache } from 'lru-cache';
 import { Counter, type Registry } from 'prom-client';
 import { cleanupStaleMounts, isMounted, mountLayer, type MountedLayer } from '../../fuse/index.js';
 import {
-  BandwidthLimiter, DEFAULT_TOC_MEMORY_BYTES, ForegroundActivity, LayerPoisonedError, TocMemoryBudget, openRemoteLayer, registryFetcher, type BackgroundFetchResult, type ChunkCache, type RemoteLayer,
+  BandwidthLimiter, DEFAULT_TOC_MEMORY_BYTES, ForegroundActivity, LayerPoisonedError, TocMemoryBudgetError, TocMemoryBudget, openRemoteLayer, registryFetcher, type BackgroundFetchResult, type ChunkCache, type RemoteLayer,
 } from '../../layer/index.js';
 import type { RegistryClient } from '../../registry/index.js';
 import { KeyedMutex, SingleFlight } from '../../sync/index.js';
@@ -127,7 +127,7 @@ export class EstargzMounter implements RemoteMounter {
       return undefined;
     }
     // Opening verifies the TOC: a layer that is not eStargz, or whose TOC lies, is not remote.
-    const open = await this.open(layerRef);
+    const open = await this.openForUse(layerRef);
     if (open.layer.poisoned !== undefined) return undefined;
     return layerRef;
   }
@@ -246,7 +246,7 @@ export class EstargzMounter implements RemoteMounter {
   }
 
   private async mountLayer(layerRef: RemoteLayerRef, key: string, mountpoint: string): Promise<LayerMount> {
-    const open = await this.open(layerRef);
+    const open = await this.openForUse(layerRef);
     clearTimeout(open.unusedTimer);
     await this.prepareMountRoot();
     await mkdir(mountpoint, { recursive: true, mode: 0o700 });
@@ -285,6 +285,38 @@ export class EstargzMounter implements RemoteMounter {
       await open.layer.close();
     }
     this.layers.clear();
+  }
+
+  /**
+   * Opens a layer a Prepare (or a mount) needs. Layers opened ahead of their
+   * Prepares must not keep it out of the TOC memory budget: when it does not
+   * fit, those nobody holds are closed and the open is tried once more.
+   */
+  private async openForUse(layerRef: RemoteLayerRef): Promise<OpenLayer> {
+    try {
+      return await this.open(layerRef);
+    } catch (err) {
+      if (!(err instanceof TocMemoryBudgetError) || !(await this.closeUnheldLayers())) throw err;
+      return this.open(layerRef);
+    }
+  }
+
+  /** Closes the open layers no snapshot holds (unmounted, or mounted ahead with no reference); true if any was. */
+  private async closeUnheldLayers(): Promise<boolean> {
+    let closed = false;
+    for (const [key, entry] of [...this.mounted]) {
+      if (entry.references > 0) continue;
+      await this.dropUnusedMount(key, entry);
+      closed = true;
+    }
+    for (const [key, open] of [...this.layers]) {
+      if (this.mounted.has(key)) continue;
+      clearTimeout(open.unusedTimer);
+      this.layers.delete(key);
+      await open.layer.close();
+      closed = true;
+    }
+    return closed;
   }
 
   private async open(layerRef: RemoteLayerRef): Promise<OpenLayer> {
