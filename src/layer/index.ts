@@ -16,7 +16,7 @@ export { DEFAULT_TAIL_SIZE } from './toc-loader.js';
 export {
   ChunkVerificationError, InvalidReadError, LayerError, LayerFetchError, LayerPoisonedError, LayerUnavailableError, TocMemoryBudgetError, UnverifiedLayerError,
 } from './errors.js';
-export { DEFAULT_TOC_MEMORY_BYTES, TocMemoryBudget, TocMemoryReservation, estimateTocMemory } from './toc-budget.js';
+export { DEFAULT_TOC_MEMORY_BYTES, TocMemoryBudget, TocMemoryReservation, estimateTocMemory, tocParseMemory } from './toc-budget.js';
 export { silentLogger, type Logger } from './logger.js';
 export { ForegroundActivity } from './foreground-activity.js';
 export { BandwidthLimiter } from './bandwidth-limiter.js';

@@ -9,7 +9,9 @@
  *
  * Parsing a TOC briefly costs several times what the result keeps (the JSON
  * text and its object graph), so parses also take turns: one at a time per
- * budget bounds that transient to one TOC.
+ * budget bounds that transient to one TOC, and the reservation made before the
+ * parse covers that transient too (a TOC whose parse alone would not fit is
+ * refused before it starts).
  */
 import { TocMemoryBudgetError } from './errors.js';
 
@@ -43,6 +45,19 @@ export function estimateTocMemory(json: Uint8Array): number {
   const entries = occurrences(buffer, TYPE_KEY);
   const chunks = Math.min(entries, occurrences(buffer, CHUNK_VALUE));
   return (entries - chunks) * MIN_BYTES_PER_NODE + chunks * MIN_BYTES_PER_CHUNK;
+}
+
+/**
+ * What parsing a TOC needs while it runs: the JSON text, its decoded string and
+ * the parsed object graph, measured at about 2.5 times the JSON's size (a
+ * 125 MB TOC of a million entries peaked 315 MiB above what its index keeps,
+ * test/bench/toc-memory.ts); 3 times leaves some room.
+ */
+const PARSE_BYTES_PER_JSON_BYTE = 3;
+
+/** The reservation a TOC needs before its parse: the larger of the parse's transient and what the index will keep. */
+export function tocParseMemory(json: Uint8Array): number {
+  return Math.max(estimateTocMemory(json), json.byteLength * PARSE_BYTES_PER_JSON_BYTE);
 }
 
 interface LayerContext {

@@ -20,7 +20,7 @@ import {
 import { parseChunkDigest } from './disk-cache.js';
 import { fetchWithDeadline, withDeadline, type BlobFetcher } from './fetcher.js';
 import { LayerUnavailableError, TocMemoryBudgetError } from './errors.js';
-import { estimateTocMemory, type TocMemoryBudget, type TocMemoryReservation } from './toc-budget.js';
+import { tocParseMemory, type TocMemoryBudget, type TocMemoryReservation } from './toc-budget.js';
 import type { Logger } from './logger.js';
 import type { LoaderCounters } from './chunk-loader.js';
 
@@ -71,9 +71,13 @@ function inTurn<T>(options: TocLoadOptions, work: () => Promise<T>): Promise<T> 
   return options.budget === undefined ? work() : options.budget.inTurn(work);
 }
 
-/** Reserves the estimated memory (refusing before the parse when it cannot fit), then parses. */
+/**
+ * Reserves what the parse needs while it runs (refusing before it starts when
+ * that cannot fit), then parses; the layer later shrinks the reservation to
+ * what its index keeps.
+ */
 function parseWithinBudget(json: Buffer, parse: ParseTocOptions & { tocOffset: number }, options: TocLoadOptions): ParsedToc {
-  const reservation = options.budget?.reserve(estimateTocMemory(json), { ref: options.ref, digest: options.digest });
+  const reservation = options.budget?.reserve(tocParseMemory(json), { ref: options.ref, digest: options.digest });
   try {
     return { index: parseTocIndex(json, parse), reservation };
   } catch (err) {

@@ -198,13 +198,7 @@ export class EstargzMounter implements RemoteMounter {
   private async dropUnusedMount(key: string, entry: LayerMount): Promise<void> {
     await this.unmounting.withLock(key, async () => {
       if (this.mounted.get(key) !== entry || entry.references > 0) return;
-      this.mounted.delete(key);
-      await entry.mount.unmount();
-      const open = this.layers.get(key);
-      if (open) {
-        this.layers.delete(key);
-        await open.layer.close();
-      }
+      await this.takeDown(key, entry);
     });
   }
 
@@ -213,15 +207,19 @@ export class EstargzMounter implements RemoteMounter {
     await this.unmounting.withLock(key, async () => {
       const entry = this.mounted.get(key);
       if (!entry || --entry.references > 0) return;
-      this.mounted.delete(key);
-      await entry.mount.unmount();
-      const open = this.layers.get(key);
-      if (open) {
-        // Nothing serves this layer any more: free its memory; its chunks stay in the disk cache.
-        this.layers.delete(key);
-        await open.layer.close();
-      }
+      await this.takeDown(key, entry);
     });
+  }
+
+  /** Unmounts a layer nothing holds any more and frees its memory; its chunks stay in the disk cache. Under the layer's lock. */
+  private async takeDown(key: string, entry: LayerMount): Promise<void> {
+    this.mounted.delete(key);
+    await entry.mount.unmount();
+    const open = this.layers.get(key);
+    if (open) {
+      this.layers.delete(key);
+      await open.layer.close();
+    }
   }
 
   async cleanupStale(): Promise<string[]> {
