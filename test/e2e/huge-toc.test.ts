@@ -4,16 +4,15 @@
 // that fit are served lazily, the one past the budget is downloaded instead
 // (never a crash), and the container sees every layer's files.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { gunzipSync } from 'node:zlib';
-import { ESTARGZ_FOOTER_SIZE, TOC_DIGEST_ANNOTATION, extractTocJson, openEstargz } from '../../src/estargz/index.js';
+import { ESTARGZ_FOOTER_SIZE, extractTocJson, openEstargz } from '../../src/estargz/index.js';
 import { FsTree, tocParseMemory } from '../../src/layer/index.js';
 import { startContainerd, type ContainerdInstance } from '../harness/containerd.js';
 import { startDaemon, type DaemonInstance } from '../harness/daemon.js';
-import { pushImage, writeManifest, type BuiltLayer } from '../harness/image.js';
+import { storeEstargzLayer } from '../harness/estargz-layer.js';
+import { pushImage, writeManifest } from '../harness/image.js';
 import { lazysnapCli } from '../harness/lazysnap-cli.js';
 import { makeTempDir, removeTree } from '../harness/process.js';
 import { startRegistry, type RegistryInstance } from '../harness/registry.js';
@@ -37,16 +36,6 @@ function manyFiles(layer: number): FileSpec[] {
   return files;
 }
 
-function toLayer(layoutDir: string, blob: Buffer, tocDigest: string): BuiltLayer {
-  const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
-  writeFileSync(join(layoutDir, 'blobs', 'sha256', digest.slice(7)), blob);
-  return {
-    digest, size: blob.length, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
-    diffId: `sha256:${createHash('sha256').update(gunzipSync(blob)).digest('hex')}`,
-    annotations: { [TOC_DIGEST_ANNOTATION]: tocDigest },
-  };
-}
-
 /** Peak resident memory of a process (VmHWM), in bytes. */
 function peakRss(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -66,7 +55,7 @@ before(async () => {
     { name: 'bin/sh', type: 'symlink', linkname: 'busybox' },
     { name: 'bin/cat', type: 'symlink', linkname: 'busybox' },
   ]);
-  const layers = [toLayer(layoutDir, base.blob, base.result.tocDigest)];
+  const layers = [storeEstargzLayer(layoutDir, base.blob, base.result.tocDigest)];
   let retained = 0;
   let parse = 0;
   for (let i = 0; i < BIG_LAYERS; i++) {
@@ -75,7 +64,7 @@ before(async () => {
     retained = Math.max(retained, index.estimatedBytes + FsTree.fromIndex(index).estimatedBytes);
     const { json } = await extractTocJson(blob.subarray(result.tocOffset, blob.length - ESTARGZ_FOOTER_SIZE), 256 * MiB);
     parse = Math.max(parse, tocParseMemory(json));
-    layers.push(toLayer(layoutDir, blob, result.tocDigest));
+    layers.push(storeEstargzLayer(layoutDir, blob, result.tocDigest));
   }
   // Room for the small base layer, two big layers kept and one big parse under way, but not for a third big layer's parse.
   budgetMiB = Math.ceil((retained + parse) / MiB) + 4;

@@ -4,18 +4,16 @@
 // no registry round trip and no mount. Real registry, real FUSE.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { gunzipSync } from 'node:zlib';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { TOC_DIGEST_ANNOTATION } from '../../../src/estargz/index.js';
 import { ChunkCache } from '../../../src/layer/index.js';
 import { RegistryClient } from '../../../src/registry/index.js';
 import type { RemoteLayerRef } from '../../../src/snapshotter/metadata-store.js';
 import { EstargzMounter } from '../../../src/snapshotter/remote/estargz-mounter.js';
+import { storeEstargzLayer } from '../../harness/estargz-layer.js';
 import { pushImage, writeManifest, type BuiltLayer } from '../../harness/image.js';
 import { makeTempDir, removeTree, waitUntil } from '../../harness/process.js';
 import { blobRequests } from '../../harness/registry-log.js';
@@ -37,13 +35,7 @@ before(async () => {
   layers = [];
   for (let i = 0; i < LAYERS; i++) {
     const { blob, result } = await buildBlob([{ name: `layer${i}.txt`, data: Buffer.from(`layer ${i}\n`) }]);
-    const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
-    writeFileSync(join(layoutDir, 'blobs', 'sha256', digest.slice(7)), blob);
-    layers.push({
-      digest, size: blob.length, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
-      diffId: `sha256:${createHash('sha256').update(gunzipSync(blob)).digest('hex')}`,
-      annotations: { [TOC_DIGEST_ANNOTATION]: result.tocDigest },
-    });
+    layers.push(storeEstargzLayer(layoutDir, blob, result.tocDigest));
   }
   ref = pushImage(writeManifest(layoutDir, 'v1', layers), registry.host, 'lazy/warmup:v1');
 });
