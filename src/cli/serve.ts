@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { loadConfigWithSource, parseListenAddress, type LazysnapConfig } from '../config/index.js';
-import { ChunkCache } from '../layer/index.js';
+import { ChunkCache, ThreadTocParser } from '../layer/index.js';
 import { DockerConfigCredentials, RegistryClient } from '../registry/index.js';
 import { EstargzMounter } from '../snapshotter/remote/estargz-mounter.js';
 import {
@@ -196,6 +196,7 @@ async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metri
     diskBytes: config.remote.diskCacheMiB * 1024 * 1024,
     logger: log,
   });
+  const tocParser = new ThreadTocParser({ logger: log });
   const mounter = new EstargzMounter({
     registry,
     mountRoot: join(config.root, 'layers'),
@@ -211,11 +212,13 @@ async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metri
     backgroundFetchIdleMs: config.remote.backgroundFetchIdleSeconds * 1000,
     backgroundFetchBytesPerSecond: config.remote.backgroundFetchBandwidthMiB * 1024 * 1024,
     tocMemoryBytes: config.remote.tocMemoryMiB * 1024 * 1024,
+    tocParser,
   });
   return {
     mounter,
     async close() {
       await mounter.close();
+      await tocParser.close();
       await registry.close();
     },
   };

@@ -50,4 +50,19 @@ export class DigestTable {
   get byteLength(): number {
     return this.bytes.length;
   }
+
+  /** The sealed table's bytes, to hand the table to another thread. */
+  get sealedBytes(): Uint8Array {
+    if (this.known !== undefined) throw new Error('digest table is still being built');
+    return this.bytes;
+  }
+
+  /** A sealed table over bytes from sealedBytes (copied across threads, so no longer a Buffer). */
+  static fromSealed(bytes: Uint8Array): DigestTable {
+    const table = new DigestTable();
+    table.bytes = Buffer.from(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength);
+    table.used = bytes.byteLength;
+    table.known = undefined;
+    return table;
+  }
 }

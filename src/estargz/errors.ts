@@ -48,12 +48,15 @@ export type TocErrorReason =
 /** The footer or TOC of a blob is unusable. Never a crash: every refusal is one of these. */
 export class InvalidTocError extends EstargzError {
   readonly reason: TocErrorReason;
+  /** What is wrong, without the reason and entry name the message adds. */
+  readonly detail: string;
   /** The offending entry's name as written in the TOC, when one entry is to blame. */
   readonly entryName: string | undefined;
 
   constructor(reason: TocErrorReason, detail: string, entryName?: string) {
     super(entryName === undefined ? `invalid eStargz TOC (${reason}): ${detail}` : `invalid eStargz TOC (${reason}) at ${JSON.stringify(entryName)}: ${detail}`);
     this.reason = reason;
+    this.detail = detail;
     this.entryName = entryName;
   }
 }

@@ -22,3 +22,4 @@ export { TocTable } from './toc-table.js';
 export { inflateChunk, verifyChunk } from './chunk.js';
 export { openEstargz, parseTocIndex, readTocIndex, type BlobRangeReader, type ParseTocOptions, type ReadTocOptions } from './reader.js';
 export { buildEstargz, writeEstargz, type EstargzBuildResult, type EstargzWriterOptions } from './writer.js';
+export { fromTransferable, toTransferable, transferList, type TransferableTocIndex } from './toc-transfer.js';

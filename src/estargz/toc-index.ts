@@ -247,6 +247,11 @@ export class TocIndex {
     return chunksForRange(file, offset, length);
   }
 
+  /** An index over a table built elsewhere (another thread: see toc-transfer.ts). */
+  static fromTable(table: TocTable, tocDigest: string, tocOffset: number, entryCount: number): TocIndex {
+    return new TocIndex(table, tocDigest, tocOffset, entryCount);
+  }
+
   /** Builds an index from type-checked entries, enforcing every rule that spans entries. */
   static build(entries: Iterable<CheckedEntry>, options: TocIndexBuildOptions): TocIndex {
     const builder = new TocBuilder(options);

@@ -128,6 +128,8 @@ export class TocTable {
   readonly xattrs: ReadonlyMap<number, ReadonlyMap<string, Buffer>>;
   /** An estimate of the heap this table keeps alive, for memory budgets. */
   readonly estimatedBytes: number;
+  /** Heap bytes of the distinct name and user/group strings (part of the estimate). */
+  readonly stringBytes: number;
 
   constructor(init: TocTableInit) {
     this.nodes = init.nodes;
@@ -139,6 +141,7 @@ export class TocTable {
     this.linkNames = init.linkNames;
     this.devices = init.devices;
     this.xattrs = init.xattrs;
+    this.stringBytes = init.stringBytes;
     this.estimatedBytes = this.estimate(init.stringBytes);
   }
 

@@ -20,3 +20,5 @@ export { DEFAULT_TOC_MEMORY_BYTES, TocMemoryBudget, TocMemoryReservation, estima
 export { silentLogger, type Logger } from './logger.js';
 export { ForegroundActivity } from './foreground-activity.js';
 export { BandwidthLimiter } from './bandwidth-limiter.js';
+export { inlineTocParser, type TocParser, type TocParseRequest } from './toc-parser.js';
+export { ThreadTocParser, type ThreadTocParserOptions } from './thread-toc-parser.js';

@@ -19,6 +19,7 @@ import { silentLogger, type Logger } from './logger.js';
 import { prefetchLandmarkRange, type PrefetchResult } from './prefetch.js';
 import { DEFAULT_TAIL_SIZE, loadToc, resolveTocLimits } from './toc-loader.js';
 import type { TocMemoryBudget, TocMemoryReservation } from './toc-budget.js';
+import type { TocParser } from './toc-parser.js';
 
 export interface RemoteLayerOptions {
   /** Image reference the blob is fetched through (for logs and errors). */
@@ -58,6 +59,8 @@ export interface RemoteLayerOptions {
   requireChunkDigests?: boolean | undefined;
   /** Memory for parsed TOCs shared by the daemon's layers: a TOC that does not fit fails the open with TocMemoryBudgetError. */
   tocBudget?: TocMemoryBudget | undefined;
+  /** Where the TOC JSON is parsed (the daemon: a worker thread); inline when absent. */
+  tocParser?: TocParser | undefined;
   /**
    * Foreground work shared by the daemon's layers; background fetch waits for its
    * idle period. Default: this layer's own, with no idle period (background work
@@ -371,6 +374,7 @@ export async function openRemoteLayer(options: RemoteLayerOptions): Promise<Remo
     logger,
     counters,
     budget: options.tocBudget,
+    parser: options.tocParser,
   });
   const loader = new ChunkLoader({
     ref,

@@ -14,8 +14,8 @@ import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import {
-  DEFAULT_TOC_LIMITS, ESTARGZ_FOOTER_SIZE, InvalidTocError, extractTocJson, parseFooter, parseTocIndex,
-  type ParseTocOptions, type TocIndex, type TocLimits,
+  DEFAULT_TOC_LIMITS, ESTARGZ_FOOTER_SIZE, InvalidTocError, extractTocJson, parseFooter,
+  type TocIndex, type TocLimits,
 } from '../estargz/index.js';
 import { parseChunkDigest } from './disk-cache.js';
 import { fetchWithDeadline, withDeadline, type BlobFetcher } from './fetcher.js';
@@ -23,6 +23,7 @@ import { LayerUnavailableError, TocMemoryBudgetError } from './errors.js';
 import { tocParseMemory, type TocMemoryBudget, type TocMemoryReservation } from './toc-budget.js';
 import type { Logger } from './logger.js';
 import type { LoaderCounters } from './chunk-loader.js';
+import { inlineTocParser, type TocParser } from './toc-parser.js';
 
 /**
  * The first read of a layer. Most layers' footer and TOC fit in it (one request);
@@ -48,6 +49,8 @@ export interface TocLoadOptions {
   counters: LoaderCounters;
   /** When given, the parsed TOC must fit in it; parses take turns. */
   budget?: TocMemoryBudget | undefined;
+  /** Where the JSON is parsed; inline when absent. */
+  parser?: TocParser | undefined;
 }
 
 export interface LoadedToc {
@@ -66,6 +69,11 @@ interface ParsedToc {
   reservation: TocMemoryReservation | undefined;
 }
 
+interface ParsedTocWithJson extends ParsedToc {
+  /** The JSON as the parser handed it back (see TocParseRequest.json). */
+  json: Buffer;
+}
+
 /** Runs a read-and-parse of TOC JSON in the budget's turn, so that only one TOC's transient memory is alive at a time. */
 function inTurn<T>(options: TocLoadOptions, work: () => Promise<T>): Promise<T> {
   return options.budget === undefined ? work() : options.budget.inTurn(work);
@@ -76,10 +84,18 @@ function inTurn<T>(options: TocLoadOptions, work: () => Promise<T>): Promise<T> 
  * that cannot fit), then parses; the layer later shrinks the reservation to
  * what its index keeps.
  */
-function parseWithinBudget(json: Buffer, parse: ParseTocOptions & { tocOffset: number }, options: TocLoadOptions): ParsedToc {
+async function parseWithinBudget(json: Buffer, parse: { expectedTocDigest: string | undefined; tocOffset: number }, options: TocLoadOptions): Promise<ParsedTocWithJson> {
   const reservation = options.budget?.reserve(tocParseMemory(json), { ref: options.ref, digest: options.digest });
   try {
-    return { index: parseTocIndex(json, parse), reservation };
+    const parser = options.parser ?? inlineTocParser;
+    const parsed = await parser.parse({
+      json,
+      tocOffset: parse.tocOffset,
+      expectedTocDigest: parse.expectedTocDigest,
+      limits: options.limits,
+      requireChunkDigests: options.requireChunkDigests,
+    });
+    return { index: parsed.index, json: parsed.json, reservation };
   } catch (err) {
     reservation?.release();
     throw err;
@@ -122,7 +138,8 @@ async function readCachedToc(options: TocLoadOptions): Promise<(ParsedToc & { si
     const parsed = parseChunkDigest(expectedTocDigest)!;
     if (createHash(parsed.algorithm).update(json).digest('hex') !== parsed.hex) throw new Error('content does not match its digest');
     const size = Number.isSafeInteger(header.blobSize) && header.blobSize! > header.tocOffset ? header.blobSize : undefined;
-    return { ...parseWithinBudget(json, { expectedTocDigest, tocOffset: header.tocOffset, limits: options.limits, requireChunkDigests: options.requireChunkDigests }, options), size };
+    const { index, reservation } = await parseWithinBudget(json, { expectedTocDigest, tocOffset: header.tocOffset }, options);
+    return { index, reservation, size };
   } catch (err) {
     if (err instanceof TocMemoryBudgetError) throw err; // the file is fine; there is no room for it
     options.logger.warn({ path, err: err instanceof Error ? err.message : String(err) }, 'cached TOC unusable; fetching it again');
@@ -179,17 +196,14 @@ export async function loadToc(options: TocLoadOptions): Promise<LoadedToc> {
   const member = footer.tocOffset >= tailStart
     ? tail.subarray(footer.tocOffset - tailStart, tocEnd - tailStart)
     : Buffer.concat([await fetch(footer.tocOffset, tailStart - footer.tocOffset), tail.subarray(0, tocEnd - tailStart)]);
-  const { json, parsed } = await inTurn(options, async () => {
+  const { json, index, reservation } = await inTurn(options, async () => {
     const { json } = await extractTocJson(member, limits.maxTocJsonBytes);
-    // parseTocIndex checks the expected digest before trusting anything in the JSON.
-    const parsed = parseWithinBudget(json, {
-      expectedTocDigest: options.expectedTocDigest, tocOffset: footer.tocOffset, limits, requireChunkDigests: options.requireChunkDigests,
-    }, options);
-    return { json, parsed };
+    // The parse checks the expected digest before trusting anything in the JSON.
+    return parseWithinBudget(json, { expectedTocDigest: options.expectedTocDigest, tocOffset: footer.tocOffset }, options);
   });
   // Only a TOC checked against a digest someone vouched for is worth keeping.
   if (options.expectedTocDigest !== undefined) await saveToc(options, options.expectedTocDigest, footer.tocOffset, size, json);
-  return { ...parsed, source: 'network', rangeRequests, size };
+  return { index, reservation, source: 'network', rangeRequests, size };
 }
 
 /**

@@ -30,15 +30,19 @@ export function createSnapshotsService(snapshotter: Snapshotter, logger: Logger,
       const start = process.hrtime.bigint();
       run(call.request).then(
         (response) => {
-          metrics.observeCall(method, 'OK', elapsed(start));
+          const seconds = elapsed(start);
+          metrics.observeCall(method, 'OK', seconds);
+          // Per-call timings at debug level: where a pull's milliseconds go.
+          logger.debug({ method, key: keyOf(call.request), ms: Math.round(seconds * 1e4) / 10 }, 'snapshots call');
           callback(null, response);
         },
         (err: unknown) => {
           const serviceError = toServiceError(err);
           const code = statusName(serviceError.code);
-          metrics.observeCall(method, code, elapsed(start));
+          const seconds = elapsed(start);
+          metrics.observeCall(method, code, seconds);
           const level = code === 'INTERNAL' ? 'error' : 'debug';
-          logger[level]({ method, code, err, request: call.request }, 'snapshots call failed');
+          logger[level]({ method, code, ms: Math.round(seconds * 1e4) / 10, err, request: call.request }, 'snapshots call failed');
           callback(serviceError as grpc.ServiceError);
         },
       );
@@ -93,4 +97,9 @@ export function createSnapshotsService(snapshotter: Snapshotter, logger: Logger,
 
 function elapsed(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+function keyOf(request: unknown): string | undefined {
+  const key = (request as { key?: unknown } | null)?.key;
+  return typeof key === 'string' ? key : undefined;
 }

@@ -17,7 +17,7 @@ import { LRUCache } from 'lru-cache';
 import { Counter, type Registry } from 'prom-client';
 import { cleanupStaleMounts, isMounted, mountLayer, type MountedLayer } from '../../fuse/index.js';
 import {
-  BandwidthLimiter, DEFAULT_TOC_MEMORY_BYTES, ForegroundActivity, LayerPoisonedError, TocMemoryBudgetError, TocMemoryBudget, openRemoteLayer, registryFetcher, type BackgroundFetchResult, type ChunkCache, type RemoteLayer,
+  BandwidthLimiter, DEFAULT_TOC_MEMORY_BYTES, ForegroundActivity, LayerPoisonedError, TocMemoryBudgetError, TocMemoryBudget, openRemoteLayer, registryFetcher, type BackgroundFetchResult, type ChunkCache, type RemoteLayer, type TocParser,
 } from '../../layer/index.js';
 import type { RegistryClient } from '../../registry/index.js';
 import { KeyedMutex, SingleFlight } from '../../sync/index.js';
@@ -49,6 +49,8 @@ export interface EstargzMounterOptions {
   backgroundFetchBytesPerSecond?: number | undefined;
   /** Memory all open layers' parsed TOCs may hold together (`[remote] toc_memory_mib`); default 512 MiB. A layer past it is not served remotely. */
   tocMemoryBytes?: number | undefined;
+  /** Where TOCs are parsed (the daemon passes a worker-thread parser, which it owns and closes); inline when absent. */
+  tocParser?: TocParser | undefined;
 }
 
 /** Layers of one image opened at once ahead of their Prepares: registry round trips overlap, TOC parses still take turns. */
@@ -337,6 +339,7 @@ export class EstargzMounter implements RemoteMounter {
           backgroundFetchConcurrency: this.options.backgroundFetchConcurrency,
           blobVerified: this.blobVerified.has(key),
           tocBudget: this.tocBudget,
+          tocParser: this.options.tocParser,
           foregroundActivity: this.foreground,
           backgroundBandwidth: this.backgroundBandwidth,
           logger: logger.child({ layer: layerRef.digest, tocDigest: layerRef.tocDigest }),

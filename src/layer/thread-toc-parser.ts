@@ -1,0 +1,136 @@
+/**
+ * Parses TOCs on a worker thread, one at a time, so the event loop that
+ * answers containerd and FUSE never waits on a parse and the parse runs on
+ * the second core. The worker is started (and warms up) at construction and
+ * restarted after it dies.
+ *
+ * Its heap is not capped with resourceLimits: a worker that reaches such a
+ * cap inside JSON.parse takes the whole process down with it (V8's fatal
+ * out-of-memory, seen on Node 20). What keeps a huge TOC from exhausting
+ * memory is the TOC memory budget, checked before the JSON is handed over.
+ */
+import { Worker } from 'node:worker_threads';
+import { InvalidTocError, TocDigestMismatchError, fromTransferable } from '../estargz/index.js';
+import { LayerError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { ParseFailure, ParseMessage, ParseReply } from './toc-parse-protocol.js';
+import type { ParsedToc, TocParseRequest, TocParser } from './toc-parser.js';
+
+export interface ThreadTocParserOptions {
+  logger: Logger;
+}
+
+interface Pending {
+  resolve: (parsed: ParsedToc) => void;
+  reject: (err: Error) => void;
+  jsonBytes: number;
+}
+
+/** JSON from this size on moves to the worker instead of being copied. */
+const MOVE_JSON_BYTES = 1024 * 1024;
+/**
+ * After a TOC this big, the worker is retired: V8 keeps the heap a huge parse
+ * grew to, and a new worker is cheap next to such a parse.
+ */
+const RETIRE_AFTER_JSON_BYTES = 16 * 1024 * 1024;
+
+const WORKER_URL = new URL('./toc-parse-worker.js', import.meta.url);
+
+function failureError(failure: ParseFailure): Error {
+  switch (failure.kind) {
+    case 'digest-mismatch':
+      return new TocDigestMismatchError(failure.expected, failure.actual);
+    case 'invalid-toc':
+      return new InvalidTocError(failure.reason, failure.detail, failure.entryName);
+    case 'error':
+      return new LayerError(`TOC parse failed: ${failure.message}`);
+  }
+}
+
+export class ThreadTocParser implements TocParser {
+  private worker: Worker | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly options: ThreadTocParserOptions) {
+    this.worker = this.start();
+  }
+
+  parse(request: TocParseRequest): Promise<ParsedToc> {
+    if (this.closed) return Promise.reject(new LayerError('TOC parser closed'));
+    const worker = (this.worker ??= this.start());
+    const id = this.nextId++;
+    const message: ParseMessage = {
+      id,
+      json: request.json,
+      tocOffset: request.tocOffset,
+      expectedTocDigest: request.expectedTocDigest,
+      limits: request.limits,
+      requireChunkDigests: request.requireChunkDigests,
+    };
+    const { buffer } = request.json;
+    const move = request.json.byteLength >= MOVE_JSON_BYTES && buffer instanceof ArrayBuffer ? [buffer] : [];
+    return new Promise<ParsedToc>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, jsonBytes: request.json.byteLength });
+      worker.ref();
+      worker.postMessage(message, move);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const worker = this.worker;
+    this.worker = undefined;
+    this.failAll(new LayerError('TOC parser closed'));
+    if (worker) await worker.terminate();
+  }
+
+  private start(): Worker {
+    const worker = new Worker(WORKER_URL);
+    worker.on('message', (reply: ParseReply) => this.settle(reply));
+    worker.on('error', (err: Error) => this.workerDied(worker, err));
+    worker.on('exit', (code) => this.workerDied(worker, new LayerError(`TOC parse worker exited with code ${code}`)));
+    // Idle, the worker must not keep the process alive (after the listeners: adding one refs it again); parse() refs it while a request is out.
+    worker.unref();
+    return worker;
+  }
+
+  private settle(reply: ParseReply): void {
+    const pending = this.pending.get(reply.id);
+    if (!pending) return;
+    this.pending.delete(reply.id);
+    if (pending.jsonBytes >= RETIRE_AFTER_JSON_BYTES) this.retire();
+    else if (this.pending.size === 0) this.worker?.unref();
+    if ('failure' in reply) {
+      pending.reject(failureError(reply.failure));
+      return;
+    }
+    const json = Buffer.from(reply.json.buffer as ArrayBuffer, reply.json.byteOffset, reply.json.byteLength);
+    pending.resolve({ index: fromTransferable(reply.index), json });
+  }
+
+  /** Lets the worker go once its queue is empty; the next parse starts a fresh one. */
+  private retire(): void {
+    const worker = this.worker;
+    if (!worker || this.pending.size > 0) return;
+    this.worker = undefined;
+    void worker.terminate();
+  }
+
+  private workerDied(worker: Worker, err: Error): void {
+    if (this.worker !== worker) return; // an old worker's late exit event
+    this.worker = undefined;
+    if (!this.closed) {
+      this.options.logger.error({ err: err.message, pending: this.pending.size }, 'TOC parse worker died; the parses it held fail and the next one starts a new worker');
+    }
+    this.failAll(err instanceof LayerError ? err : new LayerError(`TOC parse worker failed: ${err.message}`, { cause: err }));
+    void worker.terminate();
+  }
+
+  private failAll(err: Error): void {
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) p.reject(err);
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * A made-up TOC shaped like a real layer's (directories of small files,
+ * one multi-chunk file each, symlinks, hardlinks, xattrs), parsed a few
+ * times when the daemon starts. V8 compiles the parser's hot loops to
+ * optimised code only after it has seen them run; without this, the first
+ * image a fresh daemon pulls (the common case on a node that just booted)
+ * pays that start-up on its critical path: a 13,000-entry TOC took 130 ms
+ * cold against 55 ms warm.
+ */
+import { encodeTocJson, parseTocIndex, type TocEntryJson } from '../estargz/index.js';
+
+const MIB = 1024 * 1024;
+
+function fakeDigest(n: number): string {
+  return `sha256:${n.toString(16).padStart(64, '0')}`;
+}
+
+/** TOC JSON with about `entries` entries, and the TOC offset that bounds its data offsets. */
+export function syntheticToc(entries: number): { json: Buffer; tocOffset: number } {
+  const out: TocEntryJson[] = [];
+  let offset = 0;
+  const next = (): number => (offset += 512);
+  const modtime = '2024-01-01T00:00:00Z';
+  for (let dir = 0; out.length < entries; dir++) {
+    const d = `usr/lib/d${dir}`;
+    out.push({ name: `${d}/`, type: 'dir', mode: 0o755, modtime, uid: 0, gid: 0, userName: 'root', groupName: 'root' });
+    out.push({ name: `${d}/big`, type: 'reg', size: 9 * MIB, mode: 0o644, modtime, offset: next(), digest: fakeDigest(offset), chunkSize: 4 * MIB, chunkDigest: fakeDigest(offset + 1) });
+    out.push({ name: `${d}/big`, type: 'chunk', offset: next(), chunkOffset: 4 * MIB, chunkSize: 4 * MIB, chunkDigest: fakeDigest(offset + 1) });
+    out.push({ name: `${d}/big`, type: 'chunk', offset: next(), chunkOffset: 8 * MIB, chunkDigest: fakeDigest(offset + 1) });
+    for (let file = 0; file < 16; file++) {
+      out.push({ name: `${d}/f${file}.so`, type: 'reg', size: 1000 + file, mode: 0o755, modtime, offset: next(), digest: fakeDigest(offset), chunkDigest: fakeDigest(offset) });
+    }
+    out.push({ name: `${d}/link`, type: 'symlink', linkName: 'f1.so', mode: 0o777, modtime });
+    out.push({ name: `${d}/hard`, type: 'hardlink', linkName: `${d}/f2.so` });
+    out.push({ name: `${d}/caps`, type: 'reg', size: 10, mode: 0o755, modtime, offset: next(), digest: fakeDigest(offset), chunkDigest: fakeDigest(offset), xattrs: { 'security.capability': 'AQAAAgAgAAAAAAAAAAAAAAAAAAA=' } });
+  }
+  return { json: encodeTocJson({ version: 1, entries: out }), tocOffset: offset + 512 };
+}
+
+/**
+ * Parses a small synthetic TOC `rounds` times, yielding to the event loop
+ * between rounds and stopping early once `stop()` says real work is waiting:
+ * a warm-up must never delay the parse it is meant to speed up.
+ */
+export async function warmUpTocParsing(stop: () => boolean, rounds = 12, entries = 500): Promise<void> {
+  const { json, tocOffset } = syntheticToc(entries);
+  for (let i = 0; i < rounds && !stop(); i++) {
+    parseTocIndex(json, { tocOffset });
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
