@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything lazysnap needs on Debian 12 (as root): the Debian
 # packages in scripts/debian-packages.txt that are missing, the npm
-# dependencies from package-lock.json, and the build.
+# dependencies from package-lock.json, the build, and `lazysnap` on PATH
+# (/usr/local/bin/lazysnap, a link to this checkout's build; the systemd unit
+# in examples/lazysnap.service runs it from there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,3 +26,7 @@ fi
 npm ci --no-audit --no-fund
 npm run build
 chmod +x dist/src/cli/main.js
+# A link, not a copy: the built files find package.json and proto/ next to
+# them. Moving or deleting this checkout breaks the command (run this again).
+ln -sfn "$PWD/dist/src/cli/main.js" /usr/local/bin/lazysnap
+echo "lazysnap $(lazysnap --version) installed as /usr/local/bin/lazysnap -> $PWD/dist/src/cli/main.js"

@@ -23,6 +23,7 @@ import {
   prepareSocketPath,
 } from '../snapshotter/index.js';
 import { LogSink } from './log-sink.js';
+import { notifierFromEnvironment } from './systemd-notify.js';
 
 export interface ServeFlags {
   address?: string;
@@ -59,6 +60,9 @@ export async function serve(flags: ServeFlags): Promise<void> {
   const logger = pino({ level: config.logLevel, base: { service: 'lazysnap' } }, logSink);
   const daemon = await startDaemon(config, logger);
   logger.info({ version: await daemonVersion(), config: file ?? 'defaults', settings: config, address: config.address, root: config.root }, 'lazysnap snapshotter serving');
+  // After the socket listens, never before: containerd.service is ordered after this readiness.
+  const notifier = notifierFromEnvironment(process.env, process.pid);
+  void notifier?.ready(`serving on ${config.address}`).catch((err: unknown) => logger.error({ err }, 'could not tell systemd the daemon is ready'));
   const exit = async (code: number) => {
     await logSink.drain(LOG_DRAIN_MS);
     process.exit(code);
@@ -69,7 +73,9 @@ export async function serve(flags: ServeFlags): Promise<void> {
       logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time; exiting anyway');
       void exit(1);
     }, SHUTDOWN_DEADLINE_MS).unref();
-    daemon.stop().then(
+    // STOPPING=1 names our pid, so it must be sent while the process still exists.
+    const stopping = notifier?.stopping().catch((err: unknown) => logger.warn({ err }, 'could not tell systemd the daemon is stopping'));
+    Promise.resolve(stopping).then(() => daemon.stop()).then(
       () => {
         logger.info('stopped');
         void exit(0);
