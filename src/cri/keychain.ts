@@ -69,7 +69,8 @@ export class CriKeychain implements CredentialsSource {
       max: options.maxImages ?? DEFAULT_KEYCHAIN_MAX_IMAGES,
       ttl: options.idleMs ?? DEFAULT_KEYCHAIN_IDLE_MS,
       updateAgeOnGet: true,
-      ...(now ? { perf: { now } } : {}),
+      // lru-cache caches its clock for ttlResolution ms; an injected clock is read every time.
+      ...(now ? { perf: { now }, ttlResolution: 0 } : {}),
       dispose: (entry, ref) => this.unindex(entry.repositoryKey, ref),
     });
   }
