@@ -103,6 +103,7 @@ type Undo = () => Promise<void> | void;
  * is read or changed, and whatever a failing start-up created is undone.
  */
 export async function startDaemon(config: LazysnapConfig, logger: Logger): Promise<RunningDaemon> {
+  checkKeychainConfig(config);
   // Refuse early when another daemon serves the socket or the address is unusable, before touching any root.
   await checkSocketAddress(config.address);
   const rootLock = await lockRoot(config.root);
@@ -115,7 +116,7 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger): Promi
     const metrics = new SnapshotterMetrics(metricsRegistry);
     const store = MetadataStore.open(join(config.root, 'metadata.lmdb'), (op, seconds) => metrics.observeLockHold(op, seconds));
     undo.push(() => store.close());
-    const keychain = config.criKeychain.enableKeychain ? createKeychain(config) : undefined;
+    const keychain = config.criKeychain.enableKeychain ? new CriKeychain() : undefined;
     const remote = config.remote.enabled ? await createRemoteMounter(config, logger, metricsRegistry, keychain) : undefined;
     if (remote) undo.push(() => remote.close());
     const snapshotter = await Snapshotter.open({
@@ -190,11 +191,10 @@ export class KeychainConfigError extends Error {
   }
 }
 
-function createKeychain(config: LazysnapConfig): CriKeychain {
-  if (config.criKeychain.imageServicePath === config.address) {
+function checkKeychainConfig(config: LazysnapConfig): void {
+  if (config.criKeychain.enableKeychain && config.criKeychain.imageServicePath === config.address) {
     throw new KeychainConfigError(`[cri_keychain] image_service_path ${config.criKeychain.imageServicePath} is lazysnap's own socket (address); it must be containerd's CRI socket`);
   }
-  return new CriKeychain();
 }
 
 interface RemoteParts {
