@@ -9,7 +9,8 @@ import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { loadConfigWithSource, parseListenAddress, type LazysnapConfig } from '../config/index.js';
 import { ChunkCache, ThreadTocParser } from '../layer/index.js';
-import { DockerConfigCredentials, RegistryClient } from '../registry/index.js';
+import { ChainedCredentials, DockerConfigCredentials, RegistryClient, type CredentialsSource } from '../registry/index.js';
+import { CriKeychain, ImageServiceProxy, imageServiceDefinition } from '../cri/index.js';
 import { EstargzMounter } from '../snapshotter/remote/estargz-mounter.js';
 import {
   MetadataStore,
@@ -108,6 +109,7 @@ type Undo = () => Promise<void> | void;
  * is read or changed, and whatever a failing start-up created is undone.
  */
 export async function startDaemon(config: LazysnapConfig, logger: Logger): Promise<RunningDaemon> {
+  checkKeychainConfig(config);
   // Refuse early when another daemon serves the socket or the address is unusable, before touching any root.
   await checkSocketAddress(config.address);
   const rootLock = await lockRoot(config.root);
@@ -120,7 +122,8 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger): Promi
     const metrics = new SnapshotterMetrics(metricsRegistry);
     const store = MetadataStore.open(join(config.root, 'metadata.lmdb'), (op, seconds) => metrics.observeLockHold(op, seconds));
     undo.push(() => store.close());
-    const remote = config.remote.enabled ? await createRemoteMounter(config, logger, metricsRegistry) : undefined;
+    const keychain = config.criKeychain.enableKeychain ? new CriKeychain() : undefined;
+    const remote = config.remote.enabled ? await createRemoteMounter(config, logger, metricsRegistry, keychain) : undefined;
     if (remote) undo.push(() => remote.close());
     const snapshotter = await Snapshotter.open({
       root: config.root,
@@ -130,6 +133,12 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger): Promi
       ...(remote ? { remote: remote.mounter } : {}),
     });
     const server = new SnapshotsServer(createSnapshotsService(snapshotter, logger.child({ component: 'grpc' }), metrics));
+    if (keychain) {
+      const proxy = new ImageServiceProxy({ upstreamSocket: config.criKeychain.imageServicePath, keychain, logger: logger.child({ component: 'cri' }) });
+      server.addService(imageServiceDefinition(), proxy.implementation());
+      // Closed after the server's shutdown below (undo runs in reverse), so calls in flight still reach containerd.
+      undo.push(() => proxy.close());
+    }
     await server.listen(config.address);
     // Calls in flight may finish; shutting the server down also removes its socket file.
     undo.push(() => server.shutdown(CALL_GRACE_MS));
@@ -180,18 +189,35 @@ async function makePrivateCacheDirectories(root: string): Promise<void> {
   }
 }
 
+/** Thrown before anything starts: forwarding the CRI image service to our own socket would loop. */
+export class KeychainConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KeychainConfigError';
+  }
+}
+
+function checkKeychainConfig(config: LazysnapConfig): void {
+  if (config.criKeychain.enableKeychain && config.criKeychain.imageServicePath === config.address) {
+    throw new KeychainConfigError(`[cri_keychain] image_service_path ${config.criKeychain.imageServicePath} is lazysnap's own socket (address); it must be containerd's CRI socket`);
+  }
+}
+
 interface RemoteParts {
   mounter: EstargzMounter;
   close(): Promise<void>;
 }
 
 /** Registry client, chunk cache and the eStargz mounter, all rooted in config.root. */
-async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metrics: Registry): Promise<RemoteParts> {
+async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metrics: Registry, keychain: CriKeychain | undefined): Promise<RemoteParts> {
   const log = logger.child({ component: 'remote' });
+  const dockerConfig = new DockerConfigCredentials({ onWarning: (message: string) => log.warn(message) });
+  // A pod's pull secret is more specific than the node's docker config, so it is asked first.
+  const credentials: CredentialsSource = keychain ? new ChainedCredentials([keychain, dockerConfig]) : dockerConfig;
   const registry = new RegistryClient({
     platform: config.registry.platform,
     insecureHosts: config.registry.insecureHosts,
-    credentials: new DockerConfigCredentials({ onWarning: (message: string) => log.warn(message) }),
+    credentials,
     logger: log,
   });
   // Created private by makePrivateCacheDirectories.

@@ -46,6 +46,17 @@ export interface RegistryConfig {
   platform: string;
 }
 
+/**
+ * lazysnap as kubelet's CRI image service, forwarding to containerd's and
+ * keeping each PullImage's credentials (pull secrets) in memory for that
+ * image's layers. Named as in stargz-snapshotter.
+ */
+export interface CriKeychainConfig {
+  enableKeychain: boolean;
+  /** Unix socket of the CRI image service calls are forwarded to (containerd's). */
+  imageServicePath: string;
+}
+
 export interface LazysnapConfig {
   /** Unix socket the Snapshots API is served on. */
   address: string;
@@ -56,6 +67,7 @@ export interface LazysnapConfig {
   metricsAddress: string;
   remote: RemoteConfig;
   registry: RegistryConfig;
+  criKeychain: CriKeychainConfig;
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/lazysnap/config.toml';
@@ -81,6 +93,10 @@ export const DEFAULT_CONFIG: Readonly<LazysnapConfig> = Object.freeze({
   registry: {
     insecureHosts: [],
     platform: 'linux/amd64',
+  },
+  criKeychain: {
+    enableKeychain: false,
+    imageServicePath: '/run/containerd/containerd.sock',
   },
 });
 
@@ -108,6 +124,7 @@ interface FieldSpec {
 const nonEmptyString: Check = (v) => (typeof v === 'string' && v !== '' ? undefined : `must be a non-empty string, got ${show(v)}`);
 const boolean: Check = (v) => (typeof v === 'boolean' ? undefined : `must be true or false, got ${show(v)}`);
 const stringList: Check = (v) => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? undefined : 'must be a list of strings');
+const absolutePath: Check = (v) => (typeof v === 'string' && v.startsWith('/') ? undefined : `must be an absolute path, got ${show(v)}`);
 const logLevel: Check = (v) => (LOG_LEVELS.includes(v as LogLevel) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}, got ${show(v)}`);
 
 /**
@@ -170,11 +187,29 @@ const SECTIONS: ReadonlyMap<string, ReadonlyMap<string, FieldSpec>> = new Map([
       ['platform', { field: 'platform', check: nonEmptyString }],
     ]),
   ],
+  [
+    'cri_keychain',
+    new Map<string, FieldSpec>([
+      ['enable_keychain', { field: 'enableKeychain', check: boolean }],
+      ['image_service_path', { field: 'imageServicePath', check: absolutePath }],
+    ]),
+  ],
 ]);
+
+/** Config fields of sections whose TOML name is not the field's (stargz-snapshotter's spelling). */
+const SECTION_FIELDS: ReadonlyMap<string, string> = new Map([['cri_keychain', 'criKeychain']]);
+
+function sectionField(section: string): string {
+  return SECTION_FIELDS.get(section) ?? section;
+}
 
 const TOP_LEVEL = SECTIONS.get('') as ReadonlyMap<string, FieldSpec>;
 
-export type ConfigOverrides = Partial<Omit<LazysnapConfig, 'remote' | 'registry'>> & { remote?: Partial<RemoteConfig>; registry?: Partial<RegistryConfig> };
+export type ConfigOverrides = Partial<Omit<LazysnapConfig, 'remote' | 'registry' | 'criKeychain'>> & {
+  remote?: Partial<RemoteConfig>;
+  registry?: Partial<RegistryConfig>;
+  criKeychain?: Partial<CriKeychainConfig>;
+};
 
 export function parseConfig(text: string, path?: string): ConfigOverrides {
   let document: Record<string, unknown>;
@@ -188,7 +223,7 @@ export function parseConfig(text: string, path?: string): ConfigOverrides {
     const section = key === '' ? undefined : SECTIONS.get(key);
     if (section) {
       if (!isTable(value)) throw new ConfigError(`[${key}] must be a table`, path);
-      out[key] = parseSection(key, section, value, path);
+      out[sectionField(key)] = parseSection(key, section, value, path);
       continue;
     }
     Object.assign(out, parseSection('', TOP_LEVEL, { [key]: value }, path));
@@ -226,7 +261,7 @@ function keyName(section: string, key: string): string {
  */
 function checkOverrides(overrides: ConfigOverrides): void {
   for (const [section, specs] of SECTIONS) {
-    const values = section === '' ? overrides : (overrides as Record<string, unknown>)[section];
+    const values = section === '' ? overrides : (overrides as Record<string, unknown>)[sectionField(section)];
     if (!isTable(values)) continue;
     for (const [key, spec] of specs) {
       if (!Object.hasOwn(values, spec.field)) continue;
@@ -288,6 +323,7 @@ export async function loadConfigWithSource(path: string | undefined, overrides: 
     ...definedOnly(overrides),
     remote: { ...DEFAULT_CONFIG.remote, ...definedOnly(fromFile.remote ?? {}), ...definedOnly(overrides.remote ?? {}) },
     registry: { ...DEFAULT_CONFIG.registry, ...definedOnly(fromFile.registry ?? {}), ...definedOnly(overrides.registry ?? {}) },
+    criKeychain: { ...DEFAULT_CONFIG.criKeychain, ...definedOnly(fromFile.criKeychain ?? {}), ...definedOnly(overrides.criKeychain ?? {}) },
   } as LazysnapConfig;
   return { config, file };
 }
@@ -297,5 +333,5 @@ export async function loadConfig(path: string | undefined, overrides: ConfigOver
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([k, v]) => v !== undefined && k !== 'remote' && k !== 'registry')) as Partial<T>;
+  return Object.fromEntries(Object.entries(value).filter(([k, v]) => v !== undefined && k !== 'remote' && k !== 'registry' && k !== 'criKeychain')) as Partial<T>;
 }

@@ -8,7 +8,7 @@
 // token fetch serves all concurrent requests that need it.
 import type { IncomingHttpHeaders } from 'node:http';
 import { parseWwwAuthenticate, type AuthChallenge } from './challenge.js';
-import type { Credentials, CredentialsSource } from './credentials.js';
+import type { Credentials, CredentialsScope, CredentialsSource } from './credentials.js';
 import { InvalidContentError, RegistryError, RegistryTimeoutError, UnauthorizedError, type RegistryErrorInit } from './errors.js';
 import { noopLogger, type Logger } from './logger.js';
 
@@ -60,6 +60,15 @@ export class ScopeSet {
       for (const a of actions) if (!mine.has(a)) return false;
     }
     return true;
+  }
+
+  /** The repositories named by `repository:` scopes, in the order they were added. */
+  repositories(): string[] {
+    const out: string[] = [];
+    for (const resource of this.resources.keys()) {
+      if (resource.startsWith('repository:')) out.push(resource.slice('repository:'.length));
+    }
+    return out;
   }
 
   /** Canonical scope strings, sorted, one per resource. */
@@ -178,7 +187,7 @@ export class Authenticator {
     fresh: boolean,
     signal?: AbortSignal,
   ): Promise<string | undefined> {
-    const creds = await this.credentials?.lookup(registry, signal);
+    const creds = await this.credentials?.lookup(registry, signal, credentialsScope(scopes, init));
     if (challenge.scheme === 'basic') {
       if (!creds?.username) return undefined;
       return `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
@@ -322,6 +331,20 @@ export class Authenticator {
       return this.http({ url, method: 'GET', headers, ...(signal ? { signal } : {}) });
     }
   }
+}
+
+/**
+ * Which repository (and image) a request is for, taken from its token scope,
+ * so per-image sources such as the CRI keychain can answer. A request that
+ * spans several repositories (a push mounting a blob from another) names
+ * none: per-image credentials must not be stretched over two repositories.
+ */
+function credentialsScope(scopes: ScopeSet, init: RegistryErrorInit): CredentialsScope {
+  const repositories = scopes.repositories();
+  if (repositories.length !== 1) return {};
+  const scope: CredentialsScope = { repository: repositories[0] as string };
+  if (init.ref !== undefined) scope.ref = init.ref;
+  return scope;
 }
 
 function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {

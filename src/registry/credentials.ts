@@ -1,6 +1,7 @@
 // Where registry credentials come from. The client asks a CredentialsSource
-// per registry host, so the daemon can use the docker CLI's config file, a
-// static map from its own config, or both.
+// per registry host (and says which repository and image the request is
+// for), so the daemon can use the docker CLI's config file, a static map from
+// its own config, the credentials kubelet sent with a CRI pull, or several.
 import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -16,9 +17,21 @@ export interface Credentials {
   registryToken?: string;
 }
 
+/**
+ * What a request is for. Host-wide sources (docker config) ignore it; the CRI
+ * keychain needs it, because kubelet's pull secrets belong to one image, not
+ * to every repository on its registry.
+ */
+export interface CredentialsScope {
+  /** Repository inside the registry, e.g. `library/busybox`. */
+  repository?: string;
+  /** The image reference the request serves, fully qualified (`docker.io/library/busybox:latest`). */
+  ref?: string;
+}
+
 export interface CredentialsSource {
   /** `host` is the registry as named in references (`docker.io`, `127.0.0.1:5000`). */
-  lookup(host: string, signal?: AbortSignal): Promise<Credentials | undefined>;
+  lookup(host: string, signal?: AbortSignal, scope?: CredentialsScope): Promise<Credentials | undefined>;
 }
 
 /**
@@ -58,9 +71,9 @@ export class StaticCredentials implements CredentialsSource {
 export class ChainedCredentials implements CredentialsSource {
   constructor(private readonly sources: readonly CredentialsSource[]) {}
 
-  async lookup(host: string, signal?: AbortSignal): Promise<Credentials | undefined> {
+  async lookup(host: string, signal?: AbortSignal, scope?: CredentialsScope): Promise<Credentials | undefined> {
     for (const source of this.sources) {
-      const found = await source.lookup(host, signal);
+      const found = await source.lookup(host, signal, scope);
       if (found) return found;
     }
     return undefined;

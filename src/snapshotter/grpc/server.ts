@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { snapshotsServiceDefinition } from '../../containerd/api.js';
 import { prepareSocketPath, restrictSocket } from './unix-socket.js';
 
-/** A gRPC server on a unix socket serving the Snapshots API. */
+/** A gRPC server on a unix socket serving the Snapshots API (and whatever else is added to it). */
 export class SnapshotsServer {
   private readonly server = new grpc.Server({
     // Large List answers and long label sets must not hit the 4 MiB default.
@@ -12,6 +12,11 @@ export class SnapshotsServer {
 
   constructor(implementation: grpc.UntypedServiceImplementation) {
     this.server.addService(snapshotsServiceDefinition(), implementation);
+  }
+
+  /** Serves another service on the same socket (the CRI image service of the keychain); call before listen(). */
+  addService(definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+    this.server.addService(definition, implementation);
   }
 
   async listen(socketPath: string): Promise<void> {
