@@ -10,6 +10,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { loadConfigWithSource, parseListenAddress, type LazysnapConfig } from '../config/index.js';
 import { ChunkCache } from '../layer/index.js';
 import { DockerConfigCredentials, RegistryClient } from '../registry/index.js';
+import { registryOptions } from './registry-options.js';
 import { EstargzMounter } from '../snapshotter/remote/estargz-mounter.js';
 import {
   MetadataStore,
@@ -183,8 +184,7 @@ interface RemoteParts {
 async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metrics: Registry): Promise<RemoteParts> {
   const log = logger.child({ component: 'remote' });
   const registry = new RegistryClient({
-    platform: config.registry.platform,
-    insecureHosts: config.registry.insecureHosts,
+    ...registryOptions(config, log),
     credentials: new DockerConfigCredentials({ onWarning: (message: string) => log.warn(message) }),
     logger: log,
   });
