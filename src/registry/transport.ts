@@ -364,7 +364,12 @@ export class RegistryTransport {
       return new RegistryUnreachableError(`${req.method} ${req.what} ${req.ref}: TLS with ${endpoint.host} failed: ${tls} (${detail})`, { ...init, code, cause: err });
     }
     if (NETWORK_CODES.has(code)) {
-      return new RegistryUnreachableError(`${req.method} ${req.what} ${req.ref}: cannot reach ${endpoint.host}: ${detail}`, { ...init, code, cause: err });
+      // A TLS 1.3 server that wants a client certificate checks it after the
+      // handshake and just closes the connection; say what that likely means.
+      const hint = code === 'UND_ERR_SOCKET' && endpoint.origin.startsWith('https:') && !endpoint.clientCertificate
+        ? ' (a registry that requires a client certificate closes connections without one: see `client` in its hosts.toml)'
+        : '';
+      return new RegistryUnreachableError(`${req.method} ${req.what} ${req.ref}: cannot reach ${endpoint.host}: ${detail}${hint}`, { ...init, code, cause: err });
     }
     return err;
   }

@@ -21,6 +21,8 @@ export interface RegistryEndpoint {
   dispatcher: Dispatcher;
   /** The registry itself (`server`), as opposed to a mirror. */
   isServer: boolean;
+  /** Whether a client certificate is presented. */
+  clientCertificate: boolean;
 }
 
 export interface HostRouterOptions {
@@ -81,7 +83,8 @@ export class HostRouter {
     const origin = `${location.scheme}//${location.host}`;
     const dispatcher = await this.dispatcherFor(registry, spec, location.scheme);
     this.byOrigin.set(origin, dispatcher);
-    return { host: location.host, origin, apiRoot: location.apiRoot, headers, dispatcher, isServer };
+    const clientCertificate = location.scheme === 'https:' && spec.clientCertificates.length > 0;
+    return { host: location.host, origin, apiRoot: location.apiRoot, headers, dispatcher, isServer, clientCertificate };
   }
 
   /** The pool for requests to an origin outside the host configuration (token servers, redirects). */
