@@ -186,7 +186,8 @@ export class RegistryTransport {
       if (endpoints.length === 0) {
         throw new RegistryError(`${req.method} ${req.what} ${req.ref}: no host in the registry's host configuration has the ${capability} capability`, this.errorInit(req));
       }
-      for (const [i, endpoint] of endpoints.entries()) {
+      for (let i = 0; ; i++) {
+        const endpoint = endpoints[i]!;
         const last = i === endpoints.length - 1;
         try {
           return await this.executeOn(endpoint, req, deadline, timeoutMs, handler, last);
@@ -198,7 +199,6 @@ export class RegistryTransport {
           );
         }
       }
-      throw new Error('unreachable');
     } finally {
       deadline.clear();
     }
