@@ -1,6 +1,8 @@
 /** `lazysnap pull`: builds the registry and containerd clients and runs a pull. */
+import { loadConfigWithSource } from '../config/index.js';
 import { ContainerdConnection } from '../containerd/connection.js';
 import { parsePlatform } from '../registry/platform.js';
+import { hostsDirFlag } from './registry-host-flag.js';
 
 export interface PullFlags {
   remoteSnapshot?: boolean;
@@ -11,26 +13,32 @@ export interface PullFlags {
   address: string;
   quiet?: boolean;
   logLevel: string;
+  /** Same file as `serve` reads; its [registry] section applies. */
+  config?: string;
+  /** Overrides [registry] config_path, as `ctr --hosts-dir`. */
+  hostsDir?: string;
 }
 
 export async function pull(ref: string, flags: PullFlags): Promise<void> {
   const platform = flags.platform === undefined ? undefined : parsePlatform(flags.platform);
+  const { config } = await loadConfigWithSource(flags.config, { registry: { configPath: hostsDirFlag(flags.hostsDir) } });
   const connection = new ContainerdConnection({ address: flags.address, namespace: flags.namespace });
   try {
     // containerd first: when it is down the user hears so at once, and the
     // rest of the command (the registry client's undici above all) loads
     // only for a pull that can happen.
     await connection.checkReachable();
-    const [{ default: pino }, { DockerConfigCredentials, RegistryClient }, { createProgress, pullImage }] = await Promise.all([
+    const [{ default: pino }, { DockerConfigCredentials, RegistryClient }, { createProgress, pullImage }, { registryOptions }] = await Promise.all([
       import('pino'),
       import('../registry/index.js'),
       import('../pull/index.js'),
+      import('./registry-options.js'),
     ]);
     const logger = pino({ level: flags.logLevel, base: { command: 'pull' } }, pino.destination(2));
     const host = ref.split('/')[0] ?? '';
     const registry = new RegistryClient({
+      ...registryOptions(config, logger, flags.plainHttp ? [host] : []),
       ...(platform ? { platform } : {}),
-      insecureHosts: flags.plainHttp ? [host] : [],
       credentials: new DockerConfigCredentials({ onWarning: (message: string) => logger.warn(message) }),
       logger,
     });

@@ -11,6 +11,7 @@ import { loadConfigWithSource, parseListenAddress, type LazysnapConfig } from '.
 import { ChunkCache, ThreadTocParser } from '../layer/index.js';
 import { ChainedCredentials, DockerConfigCredentials, RegistryClient, type CredentialsSource } from '../registry/index.js';
 import { CriKeychain, ImageServiceProxy, imageServiceDefinition } from '../cri/index.js';
+import { registryOptions } from './registry-options.js';
 import { EstargzMounter } from '../snapshotter/remote/estargz-mounter.js';
 import {
   MetadataStore,
@@ -215,8 +216,7 @@ async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metri
   // A pod's pull secret is more specific than the node's docker config, so it is asked first.
   const credentials: CredentialsSource = keychain ? new ChainedCredentials([keychain, dockerConfig]) : dockerConfig;
   const registry = new RegistryClient({
-    platform: config.registry.platform,
-    insecureHosts: config.registry.insecureHosts,
+    ...registryOptions(config, log),
     credentials,
     logger: log,
   });

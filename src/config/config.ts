@@ -44,6 +44,11 @@ export interface RegistryConfig {
   insecureHosts: string[];
   /** Platform picked from multi-platform images. */
   platform: string;
+  /**
+   * containerd-style registry host configuration directory (`HOST/hosts.toml`:
+   * mirrors, CAs, client certificates); "" turns it off.
+   */
+  configPath: string;
 }
 
 /**
@@ -93,6 +98,7 @@ export const DEFAULT_CONFIG: Readonly<LazysnapConfig> = Object.freeze({
   registry: {
     insecureHosts: [],
     platform: 'linux/amd64',
+    configPath: '/etc/containerd/certs.d',
   },
   criKeychain: {
     enableKeychain: false,
@@ -125,6 +131,8 @@ const nonEmptyString: Check = (v) => (typeof v === 'string' && v !== '' ? undefi
 const boolean: Check = (v) => (typeof v === 'boolean' ? undefined : `must be true or false, got ${show(v)}`);
 const stringList: Check = (v) => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? undefined : 'must be a list of strings');
 const absolutePath: Check = (v) => (typeof v === 'string' && v.startsWith('/') ? undefined : `must be an absolute path, got ${show(v)}`);
+const absolutePathOrEmpty: Check = (v) =>
+  typeof v === 'string' && (v === '' || v.startsWith('/')) ? undefined : `must be an absolute path, or "" to turn it off, got ${show(v)}`;
 const logLevel: Check = (v) => (LOG_LEVELS.includes(v as LogLevel) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}, got ${show(v)}`);
 
 /**
@@ -185,6 +193,7 @@ const SECTIONS: ReadonlyMap<string, ReadonlyMap<string, FieldSpec>> = new Map([
     new Map<string, FieldSpec>([
       ['insecure_hosts', { field: 'insecureHosts', check: stringList }],
       ['platform', { field: 'platform', check: nonEmptyString }],
+      ['config_path', { field: 'configPath', check: absolutePathOrEmpty, flag: '--hosts-dir' }],
     ]),
   ],
   [

@@ -6,6 +6,7 @@ import { VerifyingStream, assertDigest, verifyDigest } from './digest.js';
 import { InvalidContentError, RegistryError, ShortReadError, type RegistryErrorInit } from './errors.js';
 import type { Reference } from './reference.js';
 import { ScopeSet } from './auth.js';
+import type { HostCapability } from './hosts/hosts-file.js';
 import { discard, headerValue, type RegistryRequest, type RegistryTransport } from './transport.js';
 
 export interface CallOptions {
@@ -263,8 +264,8 @@ export async function blobSize(transport: RegistryTransport, ref: Reference, dig
   } catch (err) {
     // Only a refusal from a storage host we were redirected to earns the
     // fallback; the registry's own 404 or 401 is the answer.
-    const registryOrigin = transport.baseUrl(ref).origin;
-    const fromStorage = err instanceof RegistryError && err.status !== undefined && err.url !== undefined && !err.url.startsWith(registryOrigin);
+    const fromStorage =
+      err instanceof RegistryError && err.status !== undefined && err.url !== undefined && err.host !== undefined && new URL(err.url).host !== err.host;
     if (!fromStorage) throw err;
   }
   const get: RegistryRequest = { ...blobRequest(ref, digest, 'GET', 'blob size', opts), headers: { range: 'bytes=0-0' } };
@@ -287,13 +288,14 @@ export async function statBlob(
   transport: RegistryTransport,
   ref: Reference,
   digest: string,
-  opts: CallOptions & { scopes?: string[] } = {},
+  opts: CallOptions & { scopes?: string[]; capability?: HostCapability } = {},
 ): Promise<{ exists: boolean; size: number | undefined }> {
   const req: RegistryRequest = {
     ...blobRequest(ref, digest, 'HEAD', 'blob', opts),
     accept: (s) => (s >= 200 && s <= 299) || s === 404,
   };
   if (opts.scopes) req.scopes = opts.scopes;
+  if (opts.capability) req.capability = opts.capability;
   return transport.execute(req, async (res) => {
     await discard(res.body);
     if (res.status === 404) return { exists: false, size: undefined };

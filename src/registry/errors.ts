@@ -19,6 +19,8 @@ export interface RegistryErrorInit {
   errors?: RegistryErrorDetail[];
   method?: string;
   url?: string;
+  /** The registry host or mirror (host:port) that answered or failed. */
+  host?: string;
   /** From Retry-After on 429/503: how long the registry asked us to wait. */
   retryAfterMs?: number;
   cause?: unknown;
@@ -32,6 +34,7 @@ export class RegistryError extends Error {
   readonly errors: RegistryErrorDetail[];
   readonly method: string | undefined;
   readonly url: string | undefined;
+  readonly host: string | undefined;
   readonly retryAfterMs: number | undefined;
 
   constructor(message: string, init: RegistryErrorInit = {}) {
@@ -44,6 +47,7 @@ export class RegistryError extends Error {
     this.errors = init.errors ?? [];
     this.method = init.method;
     this.url = init.url;
+    this.host = init.host;
     this.retryAfterMs = init.retryAfterMs;
   }
 }
@@ -118,6 +122,7 @@ function composeMessage(message: string, init: RegistryErrorInit): string {
   const context: string[] = [];
   if (init.ref !== undefined && !message.includes(init.ref)) context.push(`ref ${init.ref}`);
   if (init.digest !== undefined && !message.includes(init.digest)) context.push(`digest ${init.digest}`);
+  if (init.host !== undefined && !message.includes(init.host) && !(init.ref ?? '').startsWith(`${init.host}/`)) context.push(`host ${init.host}`);
   if (init.status !== undefined) context.push(`HTTP ${init.status}`);
   const first = init.errors?.[0];
   if (first) context.push(first.message ? `${first.code}: ${first.message}` : first.code);
@@ -138,4 +143,19 @@ export function isTransientError(err: unknown): boolean {
 export function isRetryableStatus(status: number): boolean {
   if (status === 429) return true;
   return status >= 500 && status <= 599 && status !== 501 && status !== 505;
+}
+
+/**
+ * A registry host configuration (containerd's `certs.d/HOST/hosts.toml` and
+ * the files it names) that cannot be used: malformed TOML, an unknown key or
+ * capability, a CA or client certificate file that is missing or unreadable,
+ * a key that does not match its certificate. It names the file; only the
+ * registry host that directory configures is affected.
+ */
+export class HostsConfigError extends RegistryError {
+  readonly file: string;
+  constructor(host: string, file: string, reason: string, cause?: unknown) {
+    super(`registry host configuration for ${host}: ${file}: ${reason}`, cause !== undefined ? { host, cause } : { host });
+    this.file = file;
+  }
 }

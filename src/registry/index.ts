@@ -82,3 +82,8 @@ export { parseContentRange, type BlobStream, type BlobTail, type CallOptions, ty
 export { MAX_MANIFEST_BYTES, type FetchedManifest, type ResolvedImage, type FetchedConfig } from './resolve.js';
 export { type BlobSource, type PushBlobOptions, type PushedBlob, type PushManifestOptions } from './push.js';
 export { noopLogger, type Logger } from './logger.js';
+export { HostsConfigError } from './errors.js';
+export { parseHostsFile, type HostCapability, type HostSpec, type HostsFile } from './hosts/hosts-file.js';
+export { HostsDirectory, hostDirectoryCandidates } from './hosts/hosts-directory.js';
+export { HostRouter, type RegistryEndpoint } from './hosts/host-router.js';
+export { proxySettingsFromEnv, redactProxy, usesProxy, type ProxySettings } from './hosts/proxy.js';

@@ -78,7 +78,7 @@ export async function pushBlob(
   const call: CallOptions = { signal: opts.signal, timeoutMs: opts.timeoutMs };
 
   if (!opts.skipExistsCheck) {
-    const stat = await statBlob(transport, ref, digest, { ...call, scopes: pushScopes(ref) });
+    const stat = await statBlob(transport, ref, digest, { ...call, scopes: pushScopes(ref), capability: 'push' });
     if (stat.exists) return { digest, size, how: 'existed' };
   }
 

@@ -66,6 +66,10 @@ export async function fetchManifest(
     headers: { accept: MANIFEST_ACCEPT },
     scopes: pullScope(ref),
     what: 'manifest',
+    // Resolving what the reference names needs a host trusted to resolve
+    // (tags are mutable); a manifest an index pointed to is content like any
+    // blob, as in containerd's resolver and fetcher.
+    capability: expected ? 'pull' : 'resolve',
     digest: expected?.digest ?? ref.digest,
     signal: opts.signal,
     timeoutMs: opts.timeoutMs,

@@ -2,13 +2,17 @@
 // pooling, deadlines, auth challenges, manual redirects and retries, and
 // the mapping of everything that can go wrong onto the typed errors.
 //
+// Every call goes to the endpoints the registry's host configuration
+// (containerd's hosts.toml) lists for what it needs, in order: a mirror that
+// fails hands the call to the next one and in the end to the registry itself.
+//
 // Redirects are followed by hand because blob GETs are commonly redirected
 // to object storage (S3, GCS, a CDN) with a pre-signed URL: the registry's
 // Authorization header must not travel there, and some stores reject a
 // request that carries one.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { Authenticator, type AuthHttp } from './auth.js';
 import type { CredentialsSource } from './credentials.js';
 import {
@@ -22,6 +26,9 @@ import {
   type RegistryErrorDetail,
   type RegistryErrorInit,
 } from './errors.js';
+import { HostRouter, type RegistryEndpoint } from './hosts/host-router.js';
+import type { HostCapability } from './hosts/hosts-file.js';
+import type { ProxySettings } from './hosts/proxy.js';
 import { noopLogger, type Logger } from './logger.js';
 import type { Reference } from './reference.js';
 import { backoffDelay, parseRetryAfter, resolveRetryPolicy, shouldRetry, sleep, type RetryPolicy } from './retry.js';
@@ -59,8 +66,12 @@ export interface TransportOptions {
   connectionsPerOrigin?: number;
   userAgent?: string;
   maxRedirects?: number;
-  /** Use this dispatcher instead of creating an undici Agent (custom TLS, proxies, tests). */
+  /** Use this dispatcher for every endpoint instead of creating undici Agents (tests). */
   dispatcher?: Dispatcher;
+  /** containerd-style registry host configuration directory (`[registry] config_path`); none when undefined. */
+  hostsDir?: string | undefined;
+  /** HTTP(S) proxies; none by default (the CLI passes the environment's). */
+  proxy?: ProxySettings;
   /** Random source for retry jitter; for tests. */
   random?: () => number;
 }
@@ -87,6 +98,8 @@ export interface RegistryRequest {
   timeoutMs?: number | undefined;
   /** Default true for GET/HEAD, false otherwise. */
   followRedirects?: boolean;
+  /** Which hosts may serve it (hosts.toml capabilities); default pull for GET/HEAD, push otherwise. */
+  capability?: HostCapability;
 }
 
 export interface RegistryResponse {
@@ -106,8 +119,7 @@ export class RegistryTransport {
   readonly timeouts: Timeouts;
   readonly retry: RetryPolicy;
   readonly authenticator: Authenticator;
-  private readonly dispatcher: Dispatcher;
-  private readonly ownsDispatcher: boolean;
+  private readonly router: HostRouter;
   private readonly insecure: Set<string>;
   private readonly logger: Logger;
   private readonly userAgent: string;
@@ -122,19 +134,19 @@ export class RegistryTransport {
     this.maxRedirects = options.maxRedirects ?? 5;
     this.random = options.random ?? Math.random;
     this.insecure = new Set((options.insecureHosts ?? []).map((h) => h.toLowerCase()));
-    if (options.dispatcher) {
-      this.dispatcher = options.dispatcher;
-      this.ownsDispatcher = false;
-    } else {
-      this.dispatcher = new Agent({
+    this.router = new HostRouter({
+      hostsDir: options.hostsDir,
+      defaultScheme: (host) => this.schemeFor(host),
+      connection: {
         connections: options.connectionsPerOrigin ?? 16,
-        connect: { timeout: this.timeouts.connectMs },
-        headersTimeout: this.timeouts.headersMs,
-        bodyTimeout: this.timeouts.bodyMs,
-        keepAliveTimeout: 30_000,
-      });
-      this.ownsDispatcher = true;
-    }
+        connectTimeoutMs: this.timeouts.connectMs,
+        headersTimeoutMs: this.timeouts.headersMs,
+        bodyTimeoutMs: this.timeouts.bodyMs,
+      },
+      proxy: options.proxy ?? {},
+      logger: this.logger,
+      ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+    });
     this.authenticator = new Authenticator({
       credentials: options.credentials,
       http: this.authHttp,
@@ -152,42 +164,73 @@ export class RegistryTransport {
     return 'https:';
   }
 
-  baseUrl(ref: Reference): URL {
-    return new URL(`${this.schemeFor(ref.apiHost)}//${ref.apiHost}/`);
+  /** The endpoints a call needing `capability` goes to, in order (the registry itself last). */
+  endpoints(ref: Reference, capability: HostCapability): Promise<RegistryEndpoint[]> {
+    return this.router.endpoints(ref.registry, ref.apiHost, capability);
   }
 
   /**
    * Runs one registry call. The handler sees each accepted response and may
    * read its body; whatever it throws that is transient (network error,
    * short read) makes an idempotent call start over, so a handler that reads
-   * the whole body gets retries for free.
+   * the whole body gets retries for free. A mirror that fails passes the
+   * call on to the next endpoint at once, without retries (containerd does
+   * the same); the last endpoint, the registry itself, gets the retries.
    */
   async execute<T>(req: RegistryRequest, handler: ResponseHandler<T>): Promise<T> {
     const timeoutMs = req.timeoutMs ?? this.timeouts.requestMs;
     const deadline = new Deadline(timeoutMs, req.signal);
     try {
-      for (let attempt = 1; ; attempt++) {
+      const capability = req.capability ?? (req.method === 'GET' || req.method === 'HEAD' ? 'pull' : 'push');
+      const endpoints = await this.router.endpoints(req.ref.registry, req.ref.apiHost, capability);
+      if (endpoints.length === 0) {
+        throw new RegistryError(`${req.method} ${req.what} ${req.ref}: no host in the registry's host configuration has the ${capability} capability`, this.errorInit(req));
+      }
+      for (let i = 0; ; i++) {
+        const endpoint = endpoints[i]!;
+        const last = i === endpoints.length - 1;
         try {
-          return await this.attempt(req, deadline, handler);
-        } catch (raw) {
-          const err = this.classify(raw, req, deadline, timeoutMs);
-          if (!shouldRetry(req.method, attempt, err, this.retry)) throw err;
-          const retryAfter = err instanceof RegistryError ? err.retryAfterMs : undefined;
-          const delay = Math.min(this.retry.maxDelayMs, Math.max(backoffDelay(this.retry, attempt, this.random), retryAfter ?? 0));
-          if (deadline.remainingMs() <= delay) throw err;
+          return await this.executeOn(endpoint, req, deadline, timeoutMs, handler, last);
+        } catch (err) {
+          if (last || !(err instanceof RegistryError) || req.signal?.aborted || deadline.timedOut) throw err;
           this.logger.warn(
-            { ref: req.ref.toString(), digest: req.digest, method: req.method, attempt, delayMs: delay, err: (err as Error).message },
-            'registry request failed, retrying',
+            { host: endpoint.host, next: endpoints[i + 1]!.host, ref: req.ref.toString(), digest: req.digest, method: req.method, err: err.message },
+            'registry host failed, trying the next one',
           );
-          try {
-            await sleep(delay, deadline.signal);
-          } catch (abortErr) {
-            throw this.classify(abortErr, req, deadline, timeoutMs);
-          }
         }
       }
     } finally {
       deadline.clear();
+    }
+  }
+
+  private async executeOn<T>(
+    endpoint: RegistryEndpoint,
+    req: RegistryRequest,
+    deadline: Deadline,
+    timeoutMs: number,
+    handler: ResponseHandler<T>,
+    retries: boolean,
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.attempt(endpoint, req, deadline, handler);
+      } catch (raw) {
+        const err = this.classify(raw, req, endpoint, deadline, timeoutMs);
+        if (!retries || !shouldRetry(req.method, attempt, err, this.retry)) throw err;
+        const retryAfter = err instanceof RegistryError ? err.retryAfterMs : undefined;
+        const delay = Math.min(this.retry.maxDelayMs, Math.max(backoffDelay(this.retry, attempt, this.random), retryAfter ?? 0));
+        if (deadline.remainingMs() <= delay) throw err;
+        this.logger.warn(
+          { host: endpoint.host, ref: req.ref.toString(), digest: req.digest, method: req.method, attempt, delayMs: delay, err: (err as Error).message },
+          'registry request failed, retrying',
+        );
+        try {
+          await sleep(delay, deadline.signal);
+        } catch (abortErr) {
+          throw this.classify(abortErr, req, endpoint, deadline, timeoutMs);
+        }
+      }
     }
   }
 
@@ -196,8 +239,9 @@ export class RegistryTransport {
     return this.execute(req, async (res) => ({ res, data: await readBody(res.body, maxBytes, this.errorInit(req, res.url, res.status)) }));
   }
 
+  /** Closes the connection pools lazysnap created (a dispatcher passed in is the caller's). */
   async close(): Promise<void> {
-    if (this.ownsDispatcher) await this.dispatcher.close();
+    await this.router.close();
   }
 
   errorInit(req: RegistryRequest, url?: URL, status?: number): RegistryErrorInit {
@@ -208,29 +252,32 @@ export class RegistryTransport {
     return init;
   }
 
-  private async attempt<T>(req: RegistryRequest, deadline: Deadline, handler: ResponseHandler<T>): Promise<T> {
-    const base = this.baseUrl(req.ref);
-    const registryOrigin = base.origin;
-    let url = new URL(req.path, base);
+  private async attempt<T>(endpoint: RegistryEndpoint, req: RegistryRequest, deadline: Deadline, handler: ResponseHandler<T>): Promise<T> {
+    const registryOrigin = endpoint.origin;
+    let url = endpointUrl(endpoint, req.path);
     let method: HttpMethod = req.method;
     let body = req.body;
     const replayable = body === undefined || typeof body === 'string' || body instanceof Uint8Array;
     const follow = req.followRedirects ?? (method === 'GET' || method === 'HEAD');
     const accept = req.accept ?? ((s: number) => s >= 200 && s <= 299);
-    const init = this.errorInit(req);
+    const init = { ...this.errorInit(req), host: endpoint.host };
+    // Credentials and token challenges belong to the host that asks for them:
+    // the registry's own under its name in references, a mirror's under its host.
+    const authHost = endpoint.isServer ? req.ref.registry : endpoint.host;
 
     let auth = url.origin === registryOrigin
-      ? await this.authenticator.authorize(req.ref.registry, req.scopes, init, deadline.signal)
+      ? await this.authenticator.authorize(authHost, req.scopes, init, deadline.signal)
       : undefined;
     let authRounds = 0;
     let redirects = 0;
 
     for (;;) {
       const sameOrigin = url.origin === registryOrigin;
-      const headers: Record<string, string> = { 'user-agent': this.userAgent, ...req.headers };
+      const headers: Record<string, string> = { 'user-agent': this.userAgent, ...(sameOrigin ? endpoint.headers : {}), ...req.headers };
       if (auth !== undefined && sameOrigin) headers.authorization = auth;
       this.logger.debug({ method, url: redactUrl(url), ref: req.ref.toString(), digest: req.digest }, 'registry request');
       const res = await this.send(
+        endpoint.dispatcher,
         { origin: url.origin, path: url.pathname + url.search, method, headers, body: body ?? null },
         deadline.signal,
         `${method} ${req.what} ${req.ref}`,
@@ -245,7 +292,7 @@ export class RegistryTransport {
           throw new UnauthorizedError(`${method} ${req.what} ${req.ref} was refused`, statusInit);
         }
         const next = await this.authenticator.respond(
-          req.ref.registry,
+          authHost,
           res.headers['www-authenticate'],
           req.scopes,
           auth,
@@ -288,14 +335,14 @@ export class RegistryTransport {
       if (accept(status)) {
         return await handler({ status, headers: res.headers, body: res.body, url }, deadline.signal);
       }
-      throw await statusError(res, req, url);
+      throw await statusError(res, req, url, endpoint.host);
     }
   }
 
   /** Maps whatever an attempt threw onto the typed errors; user aborts pass through as they are. */
-  private classify(err: unknown, req: RegistryRequest, deadline: Deadline, timeoutMs: number): unknown {
+  private classify(err: unknown, req: RegistryRequest, endpoint: RegistryEndpoint, deadline: Deadline, timeoutMs: number): unknown {
     if (req.signal?.aborted) return req.signal.reason ?? err;
-    const init = this.errorInit(req);
+    const init = { ...this.errorInit(req), host: endpoint.host };
     if (deadline.timedOut) {
       return new RegistryTimeoutError(`${req.method} ${req.what} ${req.ref} did not complete within ${timeoutMs} ms`, { ...init, cause: err });
     }
@@ -312,8 +359,17 @@ export class RegistryTransport {
     if (code === 'UND_ERR_BODY_TIMEOUT') {
       return new RegistryTimeoutError(`${req.method} ${req.what} ${req.ref}: response body stalled for ${this.timeouts.bodyMs} ms`, { ...init, code, cause: err });
     }
-    if (NETWORK_CODES.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || TLS_CODES.has(code)) {
-      return new RegistryUnreachableError(`${req.method} ${req.what} ${req.ref}: cannot reach ${req.ref.apiHost}: ${detail}`, { ...init, code, cause: err });
+    const tls = tlsFailure(code);
+    if (tls !== undefined) {
+      return new RegistryUnreachableError(`${req.method} ${req.what} ${req.ref}: TLS with ${endpoint.host} failed: ${tls} (${detail})`, { ...init, code, cause: err });
+    }
+    if (NETWORK_CODES.has(code)) {
+      // A TLS 1.3 server that wants a client certificate checks it after the
+      // handshake and just closes the connection; say what that likely means.
+      const hint = code === 'UND_ERR_SOCKET' && endpoint.origin.startsWith('https:') && !endpoint.clientCertificate
+        ? ' (a registry that requires a client certificate closes connections without one: see `client` in its hosts.toml)'
+        : '';
+      return new RegistryUnreachableError(`${req.method} ${req.what} ${req.ref}: cannot reach ${endpoint.host}: ${detail}${hint}`, { ...init, code, cause: err });
     }
     return err;
   }
@@ -325,6 +381,7 @@ export class RegistryTransport {
    * backstop. Connection setup counts against the budget.
    */
   private async send(
+    dispatcher: Dispatcher,
     opts: Omit<Dispatcher.RequestOptions, 'signal' | 'headersTimeout' | 'bodyTimeout'>,
     signal: AbortSignal | undefined,
     what: string,
@@ -337,7 +394,7 @@ export class RegistryTransport {
       ms,
     );
     try {
-      return await this.dispatcher.request({
+      return await dispatcher.request({
         ...opts,
         signal: signal ? AbortSignal.any([signal, timer.signal]) : timer.signal,
         headersTimeout: ms + 1_000,
@@ -352,9 +409,14 @@ export class RegistryTransport {
     }
   }
 
-  /** Token-server HTTP: same agent and timeouts; retries come from the registry call around it. */
+  /**
+   * Token-server HTTP: the pool (and so the TLS settings) of the endpoint on
+   * that origin if there is one (registries often serve their own tokens),
+   * else the default; retries come from the registry call around it.
+   */
   private readonly authHttp: AuthHttp = async ({ url, method, headers, body, signal }) => {
     const res = await this.send(
+      this.router.dispatcherForOrigin(url.origin),
       { origin: url.origin, path: url.pathname + url.search, method, headers: { 'user-agent': this.userAgent, ...headers }, body: body ?? null },
       signal,
       `${method} token ${url.origin}${url.pathname}`,
@@ -384,14 +446,34 @@ const NETWORK_CODES = new Set([
   'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
   'ERR_STREAM_PREMATURE_CLOSE',
 ]);
-const TLS_CODES = new Set([
-  'CERT_HAS_EXPIRED',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
+/** OpenSSL's verification codes in the words Go's x509 (and so containerd) uses. */
+const TLS_REASONS = new Map([
+  ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'certificate signed by unknown authority'],
+  ['UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'certificate signed by unknown authority'],
+  ['UNABLE_TO_GET_ISSUER_CERT', 'certificate signed by unknown authority'],
+  ['SELF_SIGNED_CERT_IN_CHAIN', 'certificate signed by unknown authority'],
+  ['DEPTH_ZERO_SELF_SIGNED_CERT', 'certificate signed by unknown authority'],
+  ['CERT_HAS_EXPIRED', 'certificate has expired'],
+  ['CERT_NOT_YET_VALID', 'certificate is not yet valid'],
+  ['ERR_TLS_CERT_ALTNAME_INVALID', 'certificate is not valid for this host name'],
+  ['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'the registry requires a client certificate'],
+  ['ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'the registry refused the client certificate'],
+  ['ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'the registry does not trust the client certificate'],
+  ['ERR_SSL_WRONG_VERSION_NUMBER', 'the host does not speak TLS (plain HTTP?)'],
 ]);
+
+function tlsFailure(code: string): string | undefined {
+  const reason = TLS_REASONS.get(code);
+  if (reason !== undefined) return reason;
+  if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code.startsWith('CERT_')) return 'handshake failed';
+  return undefined;
+}
+
+/** The URL of an API path (`/v2/…`) on an endpoint whose API root may differ; absolute URLs (upload locations) stay. */
+function endpointUrl(endpoint: RegistryEndpoint, path: string): URL {
+  if (path.startsWith('/v2/') || path === '/v2') return new URL(endpoint.apiRoot + path.slice('/v2'.length), endpoint.origin);
+  return new URL(path, `${endpoint.origin}/`);
+}
 
 function errorCode(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
@@ -443,7 +525,7 @@ export async function discard(body: Dispatcher.ResponseData['body']): Promise<vo
   }
 }
 
-async function statusError(res: Dispatcher.ResponseData, req: RegistryRequest, url: URL): Promise<RegistryError> {
+async function statusError(res: Dispatcher.ResponseData, req: RegistryRequest, url: URL, host: string): Promise<RegistryError> {
   const status = res.statusCode;
   let errors: RegistryErrorDetail[] = [];
   if (req.method !== 'HEAD') {
@@ -462,6 +544,7 @@ async function statusError(res: Dispatcher.ResponseData, req: RegistryRequest, u
     status,
     errors,
     url: redactUrl(url),
+    host,
   };
   if (req.digest !== undefined) init.digest = req.digest;
   if (isRetryableStatus(status)) {

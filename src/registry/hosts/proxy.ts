@@ -1,0 +1,81 @@
+// HTTP(S) proxies from the environment, the way Go's ProxyFromEnvironment
+// (and so containerd) reads them: HTTPS_PROXY for https registries,
+// HTTP_PROXY for http ones, NO_PROXY for the hosts that bypass both.
+// undici's EnvHttpProxyAgent applies them per request; lazysnap hands it the
+// settings explicitly so what was read is what gets logged.
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+
+export interface ProxySettings {
+  httpProxy?: string;
+  httpsProxy?: string;
+  noProxy?: string;
+}
+
+/** Lower-case names win, as in curl and Go. */
+export function proxySettingsFromEnv(env: NodeJS.ProcessEnv = process.env): ProxySettings {
+  const pick = (name: string): string | undefined => {
+    const value = env[name.toLowerCase()] ?? env[name.toUpperCase()];
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const out: ProxySettings = {};
+  const httpProxy = pick('http_proxy');
+  const httpsProxy = pick('https_proxy');
+  const noProxy = pick('no_proxy');
+  if (httpProxy !== undefined) out.httpProxy = httpProxy;
+  if (httpsProxy !== undefined) out.httpsProxy = httpsProxy;
+  if (noProxy !== undefined) out.noProxy = noProxy;
+  return out;
+}
+
+export function usesProxy(settings: ProxySettings): boolean {
+  return settings.httpProxy !== undefined || settings.httpsProxy !== undefined;
+}
+
+/** Proxy URLs may carry credentials; logs get scheme, host and port only. */
+export function redactProxy(settings: ProxySettings): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(settings)) {
+    if (key === 'noProxy') out[key] = value as string;
+    else {
+      try {
+        const url = new URL(value as string);
+        out[key] = `${url.protocol}//${url.host}`;
+      } catch {
+        out[key] = '(unparsable)';
+      }
+    }
+  }
+  return out;
+}
+
+export interface ConnectionOptions {
+  connections: number;
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  /** node:tls options for the registry connection (CA, client certificate, verification). */
+  tls?: { ca?: Buffer[]; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean };
+}
+
+/** A pooled dispatcher for one TLS configuration, through the proxy when one is set. */
+export function createDispatcher(options: ConnectionOptions, proxy: ProxySettings): Dispatcher {
+  const connect = { timeout: options.connectTimeoutMs, ...options.tls };
+  const agentOptions = {
+    connections: options.connections,
+    connect,
+    headersTimeout: options.headersTimeoutMs,
+    bodyTimeout: options.bodyTimeoutMs,
+    keepAliveTimeout: 30_000,
+  };
+  if (!usesProxy(proxy)) return new Agent(agentOptions);
+  // Through a CONNECT tunnel the registry's TLS is set up by requestTls; connect
+  // is used for hosts that bypass the proxy. An explicit empty noProxy keeps
+  // undici from reading the environment again behind our back.
+  return new EnvHttpProxyAgent({
+    ...agentOptions,
+    requestTls: connect,
+    ...(proxy.httpProxy !== undefined ? { httpProxy: proxy.httpProxy } : {}),
+    ...(proxy.httpsProxy !== undefined ? { httpsProxy: proxy.httpsProxy } : {}),
+    noProxy: proxy.noProxy ?? '',
+  });
+}
