@@ -82,11 +82,15 @@ export class SnapshotsClient {
 
   /** Whether the snapshot exists; errors other than NotFound are thrown. */
   async exists(key: string): Promise<boolean> {
+    return (await this.statIfExists(key)) !== undefined;
+  }
+
+  /** The snapshot's info, or undefined when it does not exist; errors other than NotFound are thrown. */
+  async statIfExists(key: string): Promise<SnapshotInfoMessage | undefined> {
     try {
-      await this.stat(key);
-      return true;
+      return await this.stat(key);
     } catch (err) {
-      if (isGrpcCode(err, status.NOT_FOUND)) return false;
+      if (isGrpcCode(err, status.NOT_FOUND)) return undefined;
       throw err;
     }
   }

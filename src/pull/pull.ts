@@ -98,6 +98,7 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
         snapshots,
         ...(deps.remoteFlights ? { flights: deps.remoteFlights } : {}),
         flightScope: `${connection.namespace}|${options.snapshotter}`,
+        manifestDigest: resolved.descriptor.digest,
         onLayer: (i, outcome) => {
           outcomes[i] = outcome;
           progress.layer((layers[i] as Descriptor).digest, outcome === 'remote' ? 'remote' : 'exists');

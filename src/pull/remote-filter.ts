@@ -1,13 +1,15 @@
 /**
- * The layer filter of containerd's original remote-snapshot proposal. From
- * the bottom layer up, ask the snapshotter whether it can serve each layer
- * remotely; stop at the first one it cannot. Those below are skipped from
+ * The remote-layer filter of a pull. From the bottom layer up, ask the
+ * snapshotter whether it can serve each layer remotely; stop at the first
+ * one it cannot. Those below are skipped from
  * the download, those from there up are downloaded and applied.
  */
 import { status } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { isGrpcCode } from '../containerd/connection.js';
-import { REMOTE_SNAPSHOT, REMOTE_SNAPSHOT_DIGEST, REMOTE_SNAPSHOT_REF, SNAPSHOT_LABEL_PREFIX } from '../containerd/labels.js';
+import {
+  CRI_IMAGE_LAYERS, CRI_IMAGE_REF, CRI_LAYER_DIGEST, CRI_MANIFEST_DIGEST, REMOTE_SNAPSHOT, SNAPSHOT_LABEL_PREFIX, TARGET_SNAPSHOT_REF,
+} from '../containerd/labels.js';
 import type { SnapshotsClient } from '../containerd/snapshots-client.js';
 import type { Descriptor } from '../containerd/types.js';
 import type { SingleFlight } from '../sync/index.js';
@@ -28,20 +30,17 @@ export interface FilterInput {
   flights?: SingleFlight<LayerOutcome | 'missing'>;
   /** Distinguishes flights of different namespaces and snapshotters. */
   flightScope?: string;
+  /** The image manifest's digest, passed along so the snapshotter need not resolve the tag again. */
+  manifestDigest?: string;
   onLayer?: (index: number, outcome: LayerOutcome) => void;
 }
 
 /** Returns the index of the first layer that must be downloaded (layers.length when none). */
 export async function filterRemoteLayers(input: FilterInput): Promise<number> {
-  const { ref, layers, chainIds, snapshots } = input;
+  const { layers, chainIds } = input;
   for (let i = 0; i < layers.length; i++) {
-    const layer = layers[i] as Descriptor;
     const chainId = chainIds[i] as string;
-    const parent = i === 0 ? '' : (chainIds[i - 1] as string);
-    const decide = async (): Promise<LayerOutcome | 'missing'> => {
-      if (await snapshots.exists(chainId)) return 'exists';
-      return (await prepareRemote(snapshots, ref, layer, chainId, parent)) ? 'remote' : 'missing';
-    };
+    const decide = (): Promise<LayerOutcome | 'missing'> => prepareRemote(input, i);
     const outcome = input.flights ? await input.flights.do(`${input.flightScope ?? ''}|${chainId}`, decide) : await decide();
     if (outcome === 'missing') return i;
     input.onLayer?.(i, outcome);
@@ -49,34 +48,39 @@ export async function filterRemoteLayers(input: FilterInput): Promise<number> {
   return layers.length;
 }
 
-/** Prepare + Stat; commits as chainId when the snapshotter marked it remote, else removes it. */
-async function prepareRemote(snapshots: SnapshotsClient, ref: string, layer: Descriptor, chainId: string, parent: string): Promise<boolean> {
+/**
+ * One Prepare in the target-ref dialect, as containerd's own unpacker sends
+ * it: a snapshotter that serves the layer remotely commits it under the
+ * chain ID and answers AlreadyExists (so does containerd when the chain is
+ * there already); one that cannot prepares an ordinary snapshot, which is
+ * removed again. Two calls per remote layer, and the snapshotter commits in
+ * the same step as it mounts.
+ */
+async function prepareRemote(input: FilterInput, i: number): Promise<LayerOutcome | 'missing'> {
+  const { snapshots, ref, layers, chainIds } = input;
+  const layer = layers[i] as Descriptor;
+  const chainId = chainIds[i] as string;
+  const parent = i === 0 ? '' : (chainIds[i - 1] as string);
   const key = `remote-${randomBytes(8).toString('hex')} ${chainId}`;
-  const labels: Record<string, string> = { [REMOTE_SNAPSHOT_REF]: ref, [REMOTE_SNAPSHOT_DIGEST]: layer.digest };
+  const labels: Record<string, string> = {
+    [TARGET_SNAPSHOT_REF]: chainId,
+    [CRI_IMAGE_REF]: ref,
+    [CRI_LAYER_DIGEST]: layer.digest,
+    ...(input.manifestDigest ? { [CRI_MANIFEST_DIGEST]: input.manifestDigest } : {}),
+    [CRI_IMAGE_LAYERS]: layers.map((l) => l.digest).join(','),
+  };
   for (const [k, v] of Object.entries(layer.annotations ?? {})) {
     if (k.startsWith(SNAPSHOT_LABEL_PREFIX)) labels[k] = v;
   }
   try {
     await snapshots.prepare(key, parent, labels);
   } catch (err) {
-    // The chain appeared meanwhile (another pull), or the parent is gone: let the caller decide from Stat.
-    if (isGrpcCode(err, status.ALREADY_EXISTS)) return snapshots.exists(chainId);
-    throw err;
+    if (!isGrpcCode(err, status.ALREADY_EXISTS)) throw err;
+    const info = await snapshots.statIfExists(chainId);
+    if (info === undefined) return 'missing';
+    return info.labels[REMOTE_SNAPSHOT] !== undefined ? 'remote' : 'exists';
   }
-  let committed = false;
-  try {
-    const info = await snapshots.stat(key);
-    if (info.labels[REMOTE_SNAPSHOT] === undefined) return false;
-    try {
-      await snapshots.commit(chainId, key);
-      committed = true;
-    } catch (err) {
-      // Another pull committed the same chain first: that is just as good.
-      if (!isGrpcCode(err, status.ALREADY_EXISTS)) throw err;
-    }
-    return true;
-  } finally {
-    // A successful Commit consumed the key (one call less per layer); otherwise it must not linger.
-    if (!committed) await snapshots.removeIfExists(key);
-  }
+  // An ordinary active snapshot: the snapshotter cannot serve this layer remotely.
+  await snapshots.removeIfExists(key);
+  return 'missing';
 }
