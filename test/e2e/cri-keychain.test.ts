@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
 import { startDaemon, type DaemonInstance } from '../harness/daemon.js';
 import { startContainerd, type ContainerdInstance } from '../harness/containerd.js';
-import { startRegistry } from '../harness/registry.js';
+import { startRegistry, type RegistryInstance } from '../harness/registry.js';
 import { blobRequests } from '../harness/registry-log.js';
 import { assertChecksums, checksumCommand, pushTestImages, type TestImages } from '../harness/estargz-image.js';
 import { CriImageClient } from '../harness/cri.js';
-import { ManagedProcess, makeTempDir, removeTree, waitUntil } from '../harness/process.js';
+import { makeTempDir, removeTree } from '../harness/process.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import { REMOTE_SNAPSHOT } from '../../src/containerd/labels.js';
 
@@ -23,7 +23,7 @@ const USER = 'kubelet-user';
 const PASSWORD = 'pull-secret-0f3c9d';
 
 let work: string;
-let registry: AuthRegistry;
+let registry: RegistryInstance;
 let daemon: DaemonInstance;
 let containerd: ContainerdInstance;
 let images: TestImages;
@@ -31,47 +31,15 @@ let images: TestImages;
 let otherRef: string;
 let otherLayer: string;
 
-interface AuthRegistry {
-  host: string;
-  logPath: string;
-  process: ManagedProcess;
-}
-
 /**
  * docker-registry with htpasswd Basic auth over the storage the images were
  * pushed to without auth, on the same port, so the references stay valid.
  * The bcrypt line comes from htpasswd(1): docker-registry accepts nothing else.
  */
-async function startAuthRegistry(dir: string, storage: string, host: string): Promise<AuthRegistry> {
+async function startAuthRegistry(dir: string, storage: string, host: string): Promise<RegistryInstance> {
   const htpasswd = join(dir, 'htpasswd');
   writeFileSync(htpasswd, execFileSync('htpasswd', ['-Bbn', USER, PASSWORD], { encoding: 'utf8' }));
-  const config = join(dir, 'auth-registry.yml');
-  writeFileSync(config, [
-    'version: 0.1',
-    'log:',
-    '  level: info',
-    '  accesslog:',
-    '    disabled: false',
-    'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${storage}`,
-    'auth:',
-    '  htpasswd:',
-    '    realm: lazysnap-test',
-    `    path: ${htpasswd}`,
-    'http:',
-    `  addr: ${host}`,
-    '',
-  ].join('\n'));
-  const logPath = join(dir, 'auth-registry.log');
-  const proc = new ManagedProcess('docker-registry', ['serve', config], logPath);
-  await waitUntil(`registry with auth at ${host}`, async () => {
-    if (!proc.running) throw new Error(`docker-registry exited; see ${logPath}`);
-    const res = await fetch(`http://${host}/v2/`);
-    await res.arrayBuffer();
-    return res.status === 401;
-  });
-  return { host, logPath, process: proc };
+  return startRegistry(dir, { port: Number(host.split(':')[1]), storage, htpasswd, name: 'auth-registry' });
 }
 
 /** A one-layer image of the test image's top eStargz layer, pushed to another repository (before auth is on). */
@@ -193,7 +161,7 @@ describe('CRI keychain (Kubernetes pull secrets)', () => {
   });
 
   it('with kubelet\'s credentials the layers are mounted lazily, never downloaded whole, and a container reads the right bytes', async () => {
-    const registryLogBefore = readFileSync(registry.logPath, 'utf8').length;
+    const registryLogBefore = registry.readLog().length;
     const contentBefore = new Set(await contentDigests());
     const cri = new CriImageClient(daemon.socket);
     try {
@@ -221,7 +189,7 @@ describe('CRI keychain (Kubernetes pull secrets)', () => {
 
     const out = await containerd.ctr(['--namespace', 'k8s.io', 'run', '--rm', '--snapshotter', 'lazysnap', images.estargzRef, 'keychain-read', ...checksumCommand(images.expected)]);
     assert.deepEqual(assertChecksums(out, images.expected), []);
-    const gets = blobRequests(readFileSync(registry.logPath, 'utf8').slice(registryLogBefore)).filter((r) => r.method === 'GET' && layers.has(r.digest));
+    const gets = blobRequests(registry.readLog().slice(registryLogBefore)).filter((r) => r.method === 'GET' && layers.has(r.digest));
     assert.ok(gets.some((r) => r.status === 206), 'lazysnap read layer ranges with the credentials');
     assert.deepEqual(gets.filter((r) => r.status === 200), [], 'a layer blob was fetched whole');
 

@@ -2,7 +2,7 @@
 // its storage in a temp dir. Its request log is kept so tests can check what
 // was fetched. Options make it serve TLS (optionally requiring client
 // certificates), share another registry's storage, or act as a pull-through
-// cache of another registry (a mirror).
+// cache of another registry (a mirror), or require Basic auth.
 import { writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -28,6 +28,8 @@ export interface RegistryOptions {
   storage?: string;
   /** Run as a pull-through cache of this registry URL. */
   proxyRemoteUrl?: string;
+  /** Require Basic auth against this htpasswd file (bcrypt lines, as `htpasswd -B` writes them). */
+  htpasswd?: string;
   /** File names in the work dir, so several registries can share one. */
   name?: string;
 }
@@ -58,6 +60,7 @@ export async function startRegistry(workDir: string, portOrOptions?: number | Re
     if (options.tls.clientCa) lines.push('    clientcas:', `      - ${options.tls.clientCa}`);
   }
   if (options.proxyRemoteUrl) lines.push('proxy:', `  remoteurl: ${options.proxyRemoteUrl}`);
+  if (options.htpasswd) lines.push('auth:', '  htpasswd:', '    realm: lazysnap-test', `    path: ${options.htpasswd}`);
   writeFileSync(configPath, `${lines.join('\n')}\n`);
   const logPath = join(workDir, `${name}.log`);
   const host = `127.0.0.1:${listenPort}`;
@@ -69,7 +72,7 @@ export async function startRegistry(workDir: string, portOrOptions?: number | Re
       if (options.tls) return listening(listenPort);
       const res = await fetch(`${url}/v2/`);
       await res.arrayBuffer();
-      return res.status === 200;
+      return res.status === (options.htpasswd ? 401 : 200);
     });
     return proc;
   };

@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { DEFAULT_TOC_LIMITS, InvalidTocError, TocDigestMismatchError, encodeTocJson, type TocIndex } from '../../../src/estargz/index.js';
 import { LayerError, ThreadTocParser, inlineTocParser, silentLogger, type TocParseRequest } from '../../../src/layer/index.js';
 import { syntheticToc } from '../../../src/layer/toc-warm-up.js';
+import { INLINE_FROM_JSON_BYTES } from '../../../src/layer/thread-toc-parser.js';
 import { manyEntryTocJson } from '../../bench/many-entry-toc.js';
 import { contentOf, openTestLayer, standardBlob, standardFiles } from './fixtures.js';
 
@@ -118,14 +119,19 @@ describe('TOC parsing on a worker thread', () => {
     });
   });
 
-  it('retires the worker after a huge TOC and parses the next one on a new worker', async () => {
+  it('retires the worker after a big TOC and parses the next one on a new worker; parses a huge one inline', async () => {
     await withParser(async (parser) => {
       const internals = parser as unknown as { worker: import('node:worker_threads').Worker | undefined };
       const first = internals.worker;
-      const huge = manyEntryTocJson(200_000, 1 << 30);
-      assert.ok(huge.length > 16 * 2 ** 20);
-      assert.equal((await parser.parse(request(huge, 1 << 30))).index.entryCount, 200_000);
+      const big = manyEntryTocJson(100_000, 1 << 30);
+      assert.ok(big.length > 8 * 2 ** 20 && big.length < INLINE_FROM_JSON_BYTES);
+      assert.equal((await parser.parse(request(big, 1 << 30))).index.entryCount, 100_000);
       assert.equal(internals.worker, undefined, 'the worker that parsed it is gone');
+      // A huge one does not start a worker for itself.
+      const huge = manyEntryTocJson(140_000, 1 << 30);
+      assert.ok(huge.length >= INLINE_FROM_JSON_BYTES);
+      assert.equal((await parser.parse(request(huge, 1 << 30))).index.entryCount, 140_000);
+      assert.equal(internals.worker, undefined, 'parsed inline');
       const { json, tocOffset } = syntheticToc(100);
       assert.ok((await parser.parse(request(json, tocOffset))).index.entryCount > 90);
       assert.ok(internals.worker !== undefined && internals.worker !== first);
