@@ -8,11 +8,14 @@ import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { loadConfigWithSource, parseListenAddress, type LazysnapConfig } from '../config/index.js';
-import { ChunkCache } from '../layer/index.js';
+import { AdminServer, RecentErrors, StatusCollector, adminSocketPath, type StatusSources } from '../admin/index.js';
+import { ChunkCache, type FetchEvent } from '../layer/index.js';
 import { DockerConfigCredentials, RegistryClient } from '../registry/index.js';
 import { EstargzMounter } from '../snapshotter/remote/estargz-mounter.js';
 import {
   MetadataStore,
+  RemoteMetrics,
+  type RemoteLayerStatus,
   Snapshotter,
   SnapshotterMetrics,
   SnapshotsServer,
@@ -22,6 +25,7 @@ import {
   lockRoot,
   prepareSocketPath,
 } from '../snapshotter/index.js';
+import { levelName, resolveLogFormat } from './log-format.js';
 import { LogSink } from './log-sink.js';
 
 export interface ServeFlags {
@@ -29,6 +33,7 @@ export interface ServeFlags {
   root?: string;
   config?: string;
   logLevel?: string;
+  logFormat?: string;
   metricsAddress?: string;
 }
 
@@ -53,12 +58,15 @@ export async function serve(flags: ServeFlags): Promise<void> {
     address: flags.address,
     root: flags.root,
     logLevel: flags.logLevel as LazysnapConfig['logLevel'] | undefined,
+    logFormat: flags.logFormat as LazysnapConfig['logFormat'] | undefined,
     metricsAddress: flags.metricsAddress,
   });
-  const logSink = new LogSink(2);
-  const logger = pino({ level: config.logLevel, base: { service: 'lazysnap' } }, logSink);
-  const daemon = await startDaemon(config, logger);
-  logger.info({ version: await daemonVersion(), config: file ?? 'defaults', settings: config, address: config.address, root: config.root }, 'lazysnap snapshotter serving');
+  const logSink = new LogSink(2, undefined, resolveLogFormat(config.logFormat, process.stderr.isTTY === true));
+  const logger = pino({ level: config.logLevel, base: { service: 'lazysnap' }, formatters: { level: (label) => ({ level: levelName(label) }) } }, logSink);
+  const version = await daemonVersion();
+  const configSource = file ?? 'defaults';
+  const daemon = await startDaemon(config, logger, { version, config: configSource });
+  logger.info({ version, config: configSource, settings: config, address: config.address, admin: daemon.adminSocket, root: config.root }, 'lazysnap snapshotter serving');
   const exit = async (code: number) => {
     await logSink.drain(LOG_DRAIN_MS);
     process.exit(code);
@@ -91,7 +99,16 @@ async function daemonVersion(): Promise<string> {
 }
 
 export interface RunningDaemon {
+  /** Where `lazysnap status` asks (root only). */
+  adminSocket: string;
   stop(): Promise<void>;
+}
+
+/** What the daemon says about itself in `lazysnap status`. */
+export interface DaemonIdentity {
+  version: string;
+  /** The config file read, or "defaults". */
+  config: string;
 }
 
 type Undo = () => Promise<void> | void;
@@ -101,20 +118,25 @@ type Undo = () => Promise<void> | void;
  * checked before anything exists, ROOT is locked before anything under it
  * is read or changed, and whatever a failing start-up created is undone.
  */
-export async function startDaemon(config: LazysnapConfig, logger: Logger): Promise<RunningDaemon> {
+export async function startDaemon(config: LazysnapConfig, logger: Logger, identity: DaemonIdentity = { version: 'unknown', config: 'unknown' }): Promise<RunningDaemon> {
+  const startedAt = new Date();
+  const adminSocket = adminSocketPath(config.address);
   // Refuse early when another daemon serves the socket or the address is unusable, before touching any root.
   await checkSocketAddress(config.address);
+  await checkSocketAddress(adminSocket);
   const rootLock = await lockRoot(config.root);
   const undo: Undo[] = [() => rootLock.release()];
   try {
     await makePrivateCacheDirectories(config.root);
     await prepareSocketPath(config.address);
+    await prepareSocketPath(adminSocket);
     const metricsRegistry = new Registry();
     collectDefaultMetrics({ register: metricsRegistry, prefix: 'lazysnap_' });
     const metrics = new SnapshotterMetrics(metricsRegistry);
     const store = MetadataStore.open(join(config.root, 'metadata.lmdb'), (op, seconds) => metrics.observeLockHold(op, seconds));
     undo.push(() => store.close());
-    const remote = config.remote.enabled ? await createRemoteMounter(config, logger, metricsRegistry) : undefined;
+    const registryErrors = new RecentErrors();
+    const remote = config.remote.enabled ? await createRemoteMounter(config, logger, metricsRegistry, registryErrors) : undefined;
     if (remote) undo.push(() => remote.close());
     const snapshotter = await Snapshotter.open({
       root: config.root,
@@ -127,6 +149,17 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger): Promi
     await server.listen(config.address);
     // Calls in flight may finish; shutting the server down also removes its socket file.
     undo.push(() => server.shutdown(CALL_GRACE_MS));
+    const status = new StatusCollector({
+      ...identity,
+      address: config.address,
+      root: config.root,
+      startedAt,
+      snapshots: () => store.infos(),
+      ...(remote ? { remote: remote.status } : {}),
+      registryErrors,
+    });
+    const admin = await AdminServer.listen(adminSocket, { status: () => status.collect() });
+    undo.push(() => admin.close());
     if (config.metricsAddress) {
       const metricsServer = await serveMetrics(config.metricsAddress, metricsRegistry);
       undo.push(
@@ -143,6 +176,7 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger): Promi
     throw err;
   }
   return {
+    adminSocket,
     async stop() {
       const failures = await undoAll(undo);
       if (failures.length > 0) throw new AggregateError(failures, `shutdown: ${failures.map((e) => String(e)).join('; ')}`);
@@ -176,11 +210,17 @@ async function makePrivateCacheDirectories(root: string): Promise<void> {
 
 interface RemoteParts {
   mounter: EstargzMounter;
+  /** What `lazysnap status` reads of the remote side. */
+  status: NonNullable<StatusSources['remote']>;
   close(): Promise<void>;
 }
 
-/** Registry client, chunk cache and the eStargz mounter, all rooted in config.root. */
-async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metrics: Registry): Promise<RemoteParts> {
+/**
+ * Registry client, chunk cache and the eStargz mounter, all rooted in
+ * config.root, with their metrics; failed registry requests also go to
+ * registryErrors (for `lazysnap status`).
+ */
+async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metrics: Registry, registryErrors: RecentErrors): Promise<RemoteParts> {
   const log = logger.child({ component: 'remote' });
   const registry = new RegistryClient({
     platform: config.registry.platform,
@@ -196,8 +236,18 @@ async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metri
     diskBytes: config.remote.diskCacheMiB * 1024 * 1024,
     logger: log,
   });
-  const mounter = new EstargzMounter({
+  // The gauges are read at scrape time, after `mounter` exists.
+  const remoteMetrics: RemoteMetrics = new RemoteMetrics(metrics, { layers: (): RemoteLayerStatus[] => mounter.layerStatuses(), chunkCache: () => cache.stats() });
+  const observeFetch = (event: FetchEvent): void => {
+    remoteMetrics.observeFetch(event);
+    if (event.outcome === 'error') {
+      registryErrors.record({ ref: event.ref, digest: event.digest, kind: event.kind, message: event.error instanceof Error ? event.error.message : String(event.error) });
+    }
+  };
+  const mounter: EstargzMounter = new EstargzMounter({
     registry,
+    fetchObserver: observeFetch,
+    fuseObserver: remoteMetrics.observeFuse,
     mountRoot: join(config.root, 'layers'),
     cache,
     tocCacheDir: join(cacheDir, 'tocs'),
@@ -214,6 +264,13 @@ async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metri
   });
   return {
     mounter,
+    status: {
+      layers: () => mounter.layerStatuses(),
+      chunkCache: () => cache.stats(),
+      memoryLimitBytes: config.remote.memoryCacheMiB * 1024 * 1024,
+      diskLimitBytes: config.remote.diskCacheMiB * 1024 * 1024,
+      tocCacheDir: join(cacheDir, 'tocs'),
+    },
     async close() {
       await mounter.close();
       await registry.close();

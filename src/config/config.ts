@@ -11,6 +11,11 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
 export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
+/** auto: text when stderr is a terminal, JSON lines otherwise (a journal, a file, a log collector). */
+export type LogFormat = 'auto' | 'json' | 'text';
+
+export const LOG_FORMATS: readonly LogFormat[] = ['auto', 'json', 'text'];
+
 export interface RemoteConfig {
   /** Serve eStargz layers lazily. Off: every layer is downloaded by the client. */
   enabled: boolean;
@@ -52,6 +57,7 @@ export interface LazysnapConfig {
   /** Directory for metadata, snapshots and caches. */
   root: string;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   /** host:port for Prometheus metrics at /metrics; empty disables it. */
   metricsAddress: string;
   remote: RemoteConfig;
@@ -64,6 +70,7 @@ export const DEFAULT_CONFIG: Readonly<LazysnapConfig> = Object.freeze({
   address: '/run/lazysnap/lazysnap.sock',
   root: '/var/lib/lazysnap',
   logLevel: 'info',
+  logFormat: 'auto',
   metricsAddress: '',
   remote: {
     enabled: true,
@@ -109,6 +116,7 @@ const nonEmptyString: Check = (v) => (typeof v === 'string' && v !== '' ? undefi
 const boolean: Check = (v) => (typeof v === 'boolean' ? undefined : `must be true or false, got ${show(v)}`);
 const stringList: Check = (v) => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? undefined : 'must be a list of strings');
 const logLevel: Check = (v) => (LOG_LEVELS.includes(v as LogLevel) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}, got ${show(v)}`);
+const logFormat: Check = (v) => (LOG_FORMATS.includes(v as LogFormat) ? undefined : `must be one of ${LOG_FORMATS.join(', ')}, got ${show(v)}`);
 
 /**
  * Every number in the config is a count of something, so an integer within
@@ -141,6 +149,7 @@ const SECTIONS: ReadonlyMap<string, ReadonlyMap<string, FieldSpec>> = new Map([
       ['address', { field: 'address', check: nonEmptyString, flag: '--address' }],
       ['root', { field: 'root', check: nonEmptyString, flag: '--root' }],
       ['log_level', { field: 'logLevel', check: logLevel, flag: '--log-level' }],
+      ['log_format', { field: 'logFormat', check: logFormat, flag: '--log-format' }],
       ['metrics_address', { field: 'metricsAddress', check: metricsAddress, flag: '--metrics-address' }],
     ]),
   ],
