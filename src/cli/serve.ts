@@ -247,6 +247,7 @@ async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metri
   const mounter: EstargzMounter = new EstargzMounter({
     registry,
     fetchObserver: observeFetch,
+    onRegistryError: (failure) => registryErrors.record(failure),
     fuseObserver: remoteMetrics.observeFuse,
     mountRoot: join(config.root, 'layers'),
     cache,

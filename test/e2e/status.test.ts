@@ -17,6 +17,7 @@ import { lazysnapCli } from '../harness/lazysnap-cli.js';
 import { freePort, makeTempDir, removeTree, waitUntil } from '../harness/process.js';
 import { startRegistry, type RegistryInstance } from '../harness/registry.js';
 import { RegistryClient } from '../../src/registry/index.js';
+import { REMOTE_SNAPSHOT_DIGEST, REMOTE_SNAPSHOT_REF } from '../../src/containerd/labels.js';
 
 let work: string;
 let registry: RegistryInstance;
@@ -164,5 +165,23 @@ describe('daemon logs', () => {
     const fallback = records.find((record) => record.msg === 'layer cannot be served remotely; it will be downloaded');
     assert.ok(fallback, 'no fallback line');
     assert.match(fallback.reason ?? '', /no TOC digest/);
+  });
+});
+
+describe('registry errors in status', () => {
+  it('a manifest the registry does not have is listed with its ref', async () => {
+    const missing = `${registry.host}/lazysnap/missing:1`;
+    const key = 'status-missing-image';
+    // The layer falls back to an ordinary snapshot; the failure stays visible in the status.
+    await daemon.client.prepare(key, '', { [REMOTE_SNAPSHOT_REF]: missing, [REMOTE_SNAPSHOT_DIGEST]: `sha256:${'0'.repeat(64)}` });
+    await daemon.client.remove(key);
+    const status = await statusJson();
+    const failure = status.registryErrors.recent.find((error) => error.ref === missing);
+    assert.ok(failure, `no registry error for ${missing}: ${JSON.stringify(status.registryErrors)}`);
+    assert.equal(failure.kind, 'manifest');
+    assert.ok(status.registryErrors.inWindow >= 1 && status.registryErrors.total >= 1);
+    const { stdout } = await lazysnapCli(['status', '--address', daemon.socket, '--config', '/dev/null']);
+    assert.match(stdout, /Registry errors in the last 10m: [1-9]/);
+    assert.ok(stdout.includes(missing));
   });
 });

@@ -20,7 +20,7 @@ import {
   BandwidthLimiter, DEFAULT_TOC_MEMORY_BYTES, ForegroundActivity, LayerPoisonedError, TocMemoryBudgetError, TocMemoryBudget, observedFetcher, openRemoteLayer, registryFetcher, type BackgroundFetchResult, type BlobFetcher, type FetchObserver, type ChunkCache, type RemoteLayer,
 } from '../../layer/index.js';
 import { TOC_DIGEST_ANNOTATION } from '../../estargz/index.js';
-import type { RegistryClient } from '../../registry/index.js';
+import { RegistryError, type RegistryClient } from '../../registry/index.js';
 import { KeyedMutex, SingleFlight } from '../../sync/index.js';
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -51,6 +51,8 @@ export interface EstargzMounterOptions {
   backgroundFetchBytesPerSecond?: number | undefined;
   /** Told of every registry request a layer makes (metrics, recent errors). */
   fetchObserver?: FetchObserver | undefined;
+  /** Told of registry failures outside blob reads (manifests, while resolving a layer's TOC digest). */
+  onRegistryError?: ((failure: { ref: string; digest: string; kind: string; message: string }) => void) | undefined;
   /** Told of every FUSE request a mount answers (metrics). */
   fuseObserver?: FuseOperationObserver | undefined;
   /** Memory all open layers' parsed TOCs may hold together (`[remote] toc_memory_mib`); default 512 MiB. A layer past it is not served remotely. */
@@ -127,7 +129,7 @@ export class EstargzMounter implements RemoteMounter {
     let tocDigest = request.tocDigest;
     let size: number | undefined;
     if (!tocDigest) {
-      const found = await this.tocDigests.lookup(ref, layerDigest, request.manifestDigest);
+      const found = await this.tocDigests.lookup(ref, layerDigest, request.manifestDigest).catch((err: unknown) => this.reportRegistryError(err, ref, request.manifestDigest ?? layerDigest));
       tocDigest = found.tocDigest;
       size = found.size;
     }
@@ -155,7 +157,8 @@ export class EstargzMounter implements RemoteMounter {
     this.imagesOpened.set(image, true);
     const { logger } = this.options;
     (async () => {
-      const layers = (await this.tocDigests.layers(request.ref, request.manifestDigest)).filter((layer) => layer.tocDigest !== undefined);
+      const listed = await this.tocDigests.layers(request.ref, request.manifestDigest).catch((err: unknown) => this.reportRegistryError(err, request.ref, request.manifestDigest ?? ''));
+      const layers = listed.filter((layer) => layer.tocDigest !== undefined);
       const queue = layers.map((layer): RemoteLayerRef => ({
         ref: request.ref, digest: layer.digest, tocDigest: layer.tocDigest!, ...(layer.size !== undefined ? { size: layer.size } : {}),
       }));
@@ -326,6 +329,12 @@ export class EstargzMounter implements RemoteMounter {
       closed = true;
     }
     return closed;
+  }
+
+  /** Passes a registry failure of a manifest lookup to onRegistryError, and rethrows whatever it is. */
+  private reportRegistryError(err: unknown, ref: string, digest: string): never {
+    if (err instanceof RegistryError) this.options.onRegistryError?.({ ref, digest, kind: 'manifest', message: err.message });
+    throw err;
   }
 
   private fetcherFor(layerRef: RemoteLayerRef): BlobFetcher {
