@@ -5,9 +5,10 @@
 import { Command, Option } from 'commander';
 import { DEFAULT_CONFIG, LOG_FORMATS, LOG_LEVELS } from '../config/index.js';
 import { runToCompletion } from './run-to-completion.js';
+import { packageVersion } from './version.js';
 
 const program = new Command();
-program.name('lazysnap').description('containerd remote snapshotter for lazily pulled eStargz images').version('0.1.0');
+program.name('lazysnap').description('containerd remote snapshotter for lazily pulled eStargz images').version(packageVersion());
 
 program
   .command('serve')

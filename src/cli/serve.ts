@@ -3,7 +3,7 @@
  * here and passed in; nothing below reaches for globals.
  */
 import { createServer, type Server } from 'node:http';
-import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -27,6 +27,7 @@ import {
 } from '../snapshotter/index.js';
 import { levelName, resolveLogFormat } from './log-format.js';
 import { LogSink } from './log-sink.js';
+import { packageVersion } from './version.js';
 
 export interface ServeFlags {
   address?: string;
@@ -63,7 +64,7 @@ export async function serve(flags: ServeFlags): Promise<void> {
   });
   const logSink = new LogSink(2, undefined, resolveLogFormat(config.logFormat, process.stderr.isTTY === true));
   const logger = pino({ level: config.logLevel, base: { service: 'lazysnap' }, formatters: { level: (label) => ({ level: levelName(label) }) } }, logSink);
-  const version = await daemonVersion();
+  const version = packageVersion();
   const configSource = file ?? 'defaults';
   const daemon = await startDaemon(config, logger, { version, config: configSource });
   logger.info({ version, config: configSource, settings: config, address: config.address, admin: daemon.adminSocket, root: config.root }, 'lazysnap snapshotter serving');
@@ -90,12 +91,6 @@ export async function serve(flags: ServeFlags): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-}
-
-/** The version in lazysnap's package.json, three levels above dist/src/cli/serve.js. */
-async function daemonVersion(): Promise<string> {
-  const text = await readFile(new URL('../../../package.json', import.meta.url), 'utf8');
-  return (JSON.parse(text) as { version: string }).version;
 }
 
 export interface RunningDaemon {
