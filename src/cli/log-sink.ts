@@ -14,6 +14,7 @@
  *   reader that never reads blocks a pool thread, not the event loop.
  */
 import { write } from 'node:fs';
+import { levelName, textLine } from './log-format.js';
 
 const EAGAIN_RETRY_MS = 50;
 
@@ -28,6 +29,8 @@ export class LogSink {
   constructor(
     private readonly fd: number,
     private readonly maxQueuedBytes = 8 * 1024 * 1024,
+    /** text: each JSON line is rewritten for a person (see log-format.ts) before it is queued. */
+    private readonly format: 'json' | 'text' = 'json',
   ) {}
 
   /** The write error that ended logging, if any. */
@@ -36,8 +39,9 @@ export class LogSink {
   }
 
   /** pino's destination interface: one serialized line. */
-  write(line: string): void {
+  write(json: string): void {
     if (this.failed) return;
+    const line = this.format === 'text' ? textLine(json) : json;
     const bytes = Buffer.byteLength(line);
     if (this.queuedBytes + bytes > this.maxQueuedBytes) {
       this.dropped++;
@@ -72,7 +76,8 @@ export class LogSink {
     }
     let text = this.queue.join('');
     if (this.dropped > 0) {
-      text += `${JSON.stringify({ level: 40, time: Date.now(), msg: `${this.dropped} log lines were dropped: the log reader did not keep up` })}\n`;
+      const notice = `${JSON.stringify({ level: levelName('warn'), time: Date.now(), msg: `${this.dropped} log lines were dropped: the log reader did not keep up` })}\n`;
+      text += this.format === 'text' ? textLine(notice) : notice;
       this.dropped = 0;
     }
     this.queue = [];

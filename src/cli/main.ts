@@ -3,11 +3,12 @@
 // and `pull` must not pay for what only `serve` uses (lmdb, FUSE,
 // prom-client) or only the registry needs (undici).
 import { Command, Option } from 'commander';
-import { DEFAULT_CONFIG, LOG_LEVELS } from '../config/index.js';
+import { DEFAULT_CONFIG, LOG_FORMATS, LOG_LEVELS } from '../config/index.js';
 import { runToCompletion } from './run-to-completion.js';
+import { packageVersion } from './version.js';
 
 const program = new Command();
-program.name('lazysnap').description('containerd remote snapshotter for lazily pulled eStargz images').version('0.1.0');
+program.name('lazysnap').description('containerd remote snapshotter for lazily pulled eStargz images').version(packageVersion());
 
 program
   .command('serve')
@@ -16,9 +17,20 @@ program
   .option('--root <dir>', `state directory (default ${DEFAULT_CONFIG.root})`)
   .option('--config <file>', 'TOML config file (default /etc/lazysnap/config.toml if present)')
   .addOption(new Option('--log-level <level>', `log level (default ${DEFAULT_CONFIG.logLevel})`).choices(LOG_LEVELS as string[]))
+  .addOption(new Option('--log-format <format>', 'log line format: text when stderr is a terminal, else JSON (default auto)').choices(LOG_FORMATS as string[]))
   .option('--metrics-address <host:port>', 'serve Prometheus metrics on this address')
   .action(async (flags) => {
     await runToCompletion('serve', async () => (await import('./serve.js')).serve(flags));
+  });
+
+program
+  .command('status')
+  .description("show what the running daemon serves: snapshots, remote layers and how much of each is fetched, FUSE mounts, caches, registry errors")
+  .option('--address <sock>', `the daemon's socket, as given to serve (default ${DEFAULT_CONFIG.address}); the admin socket is <sock>.admin`)
+  .option('--config <file>', "serve's TOML config file, for its address (default /etc/lazysnap/config.toml if present)")
+  .option('--json', 'print the status as JSON, for scripts')
+  .action(async (flags) => {
+    await runToCompletion('status', async () => (await import('./status.js')).status(flags));
   });
 
 program

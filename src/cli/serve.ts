@@ -3,18 +3,21 @@
  * here and passed in; nothing below reaches for globals.
  */
 import { createServer, type Server } from 'node:http';
-import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { loadConfigWithSource, parseListenAddress, type LazysnapConfig } from '../config/index.js';
-import { ChunkCache, ThreadTocParser } from '../layer/index.js';
+import { AdminServer, RecentErrors, StatusCollector, adminSocketPath, type StatusSources } from '../admin/index.js';
+import { ChunkCache, ThreadTocParser, type FetchEvent } from '../layer/index.js';
 import { ChainedCredentials, DockerConfigCredentials, RegistryClient, type CredentialsSource } from '../registry/index.js';
 import { CriKeychain, ImageServiceProxy, imageServiceDefinition } from '../cri/index.js';
 import { registryOptions } from './registry-options.js';
 import { EstargzMounter } from '../snapshotter/remote/estargz-mounter.js';
 import {
   MetadataStore,
+  RemoteMetrics,
+  type RemoteLayerStatus,
   Snapshotter,
   SnapshotterMetrics,
   SnapshotsServer,
@@ -24,14 +27,17 @@ import {
   lockRoot,
   prepareSocketPath,
 } from '../snapshotter/index.js';
+import { levelName, resolveLogFormat } from './log-format.js';
 import { LogSink } from './log-sink.js';
 import { notifierFromEnvironment } from './systemd-notify.js';
+import { packageVersion } from './version.js';
 
 export interface ServeFlags {
   address?: string;
   root?: string;
   config?: string;
   logLevel?: string;
+  logFormat?: string;
   metricsAddress?: string;
 }
 
@@ -56,12 +62,15 @@ export async function serve(flags: ServeFlags): Promise<void> {
     address: flags.address,
     root: flags.root,
     logLevel: flags.logLevel as LazysnapConfig['logLevel'] | undefined,
+    logFormat: flags.logFormat as LazysnapConfig['logFormat'] | undefined,
     metricsAddress: flags.metricsAddress,
   });
-  const logSink = new LogSink(2);
-  const logger = pino({ level: config.logLevel, base: { service: 'lazysnap' } }, logSink);
-  const daemon = await startDaemon(config, logger);
-  logger.info({ version: await daemonVersion(), config: file ?? 'defaults', settings: config, address: config.address, root: config.root }, 'lazysnap snapshotter serving');
+  const logSink = new LogSink(2, undefined, resolveLogFormat(config.logFormat, process.stderr.isTTY === true));
+  const logger = pino({ level: config.logLevel, base: { service: 'lazysnap' }, formatters: { level: (label) => ({ level: levelName(label) }) } }, logSink);
+  const version = packageVersion();
+  const configSource = file ?? 'defaults';
+  const daemon = await startDaemon(config, logger, { version, config: configSource });
+  logger.info({ version, config: configSource, settings: config, address: config.address, admin: daemon.adminSocket, root: config.root }, 'lazysnap snapshotter serving');
   // After the socket listens, never before: containerd.service is ordered after this readiness.
   const notifier = notifierFromEnvironment(process.env, process.pid);
   void notifier?.ready(`serving on ${config.address}`).catch((err: unknown) => logger.error({ err }, 'could not tell systemd the daemon is ready'));
@@ -92,14 +101,17 @@ export async function serve(flags: ServeFlags): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
-/** The version in lazysnap's package.json, three levels above dist/src/cli/serve.js. */
-async function daemonVersion(): Promise<string> {
-  const text = await readFile(new URL('../../../package.json', import.meta.url), 'utf8');
-  return (JSON.parse(text) as { version: string }).version;
+export interface RunningDaemon {
+  /** Where `lazysnap status` asks (root only). */
+  adminSocket: string;
+  stop(): Promise<void>;
 }
 
-export interface RunningDaemon {
-  stop(): Promise<void>;
+/** What the daemon says about itself in `lazysnap status`. */
+export interface DaemonIdentity {
+  version: string;
+  /** The config file read, or "defaults". */
+  config: string;
 }
 
 type Undo = () => Promise<void> | void;
@@ -109,22 +121,27 @@ type Undo = () => Promise<void> | void;
  * checked before anything exists, ROOT is locked before anything under it
  * is read or changed, and whatever a failing start-up created is undone.
  */
-export async function startDaemon(config: LazysnapConfig, logger: Logger): Promise<RunningDaemon> {
+export async function startDaemon(config: LazysnapConfig, logger: Logger, identity: DaemonIdentity = { version: 'unknown', config: 'unknown' }): Promise<RunningDaemon> {
   checkKeychainConfig(config);
+  const startedAt = new Date();
+  const adminSocket = adminSocketPath(config.address);
   // Refuse early when another daemon serves the socket or the address is unusable, before touching any root.
   await checkSocketAddress(config.address);
+  await checkSocketAddress(adminSocket);
   const rootLock = await lockRoot(config.root);
   const undo: Undo[] = [() => rootLock.release()];
   try {
     await makePrivateCacheDirectories(config.root);
     await prepareSocketPath(config.address);
+    await prepareSocketPath(adminSocket);
     const metricsRegistry = new Registry();
     collectDefaultMetrics({ register: metricsRegistry, prefix: 'lazysnap_' });
     const metrics = new SnapshotterMetrics(metricsRegistry);
     const store = MetadataStore.open(join(config.root, 'metadata.lmdb'), (op, seconds) => metrics.observeLockHold(op, seconds));
     undo.push(() => store.close());
     const keychain = config.criKeychain.enableKeychain ? new CriKeychain() : undefined;
-    const remote = config.remote.enabled ? await createRemoteMounter(config, logger, metricsRegistry, keychain) : undefined;
+    const registryErrors = new RecentErrors();
+    const remote = config.remote.enabled ? await createRemoteMounter(config, logger, metricsRegistry, keychain, registryErrors) : undefined;
     if (remote) undo.push(() => remote.close());
     const snapshotter = await Snapshotter.open({
       root: config.root,
@@ -143,6 +160,17 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger): Promi
     await server.listen(config.address);
     // Calls in flight may finish; shutting the server down also removes its socket file.
     undo.push(() => server.shutdown(CALL_GRACE_MS));
+    const status = new StatusCollector({
+      ...identity,
+      address: config.address,
+      root: config.root,
+      startedAt,
+      snapshots: () => store.infos(),
+      ...(remote ? { remote: remote.status } : {}),
+      registryErrors,
+    });
+    const admin = await AdminServer.listen(adminSocket, { status: () => status.collect() });
+    undo.push(() => admin.close());
     if (config.metricsAddress) {
       const metricsServer = await serveMetrics(config.metricsAddress, metricsRegistry);
       undo.push(
@@ -159,6 +187,7 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger): Promi
     throw err;
   }
   return {
+    adminSocket,
     async stop() {
       const failures = await undoAll(undo);
       if (failures.length > 0) throw new AggregateError(failures, `shutdown: ${failures.map((e) => String(e)).join('; ')}`);
@@ -206,11 +235,17 @@ function checkKeychainConfig(config: LazysnapConfig): void {
 
 interface RemoteParts {
   mounter: EstargzMounter;
+  /** What `lazysnap status` reads of the remote side. */
+  status: NonNullable<StatusSources['remote']>;
   close(): Promise<void>;
 }
 
-/** Registry client, chunk cache and the eStargz mounter, all rooted in config.root. */
-async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metrics: Registry, keychain: CriKeychain | undefined): Promise<RemoteParts> {
+/**
+ * Registry client, chunk cache and the eStargz mounter, all rooted in
+ * config.root, with their metrics; failed registry requests also go to
+ * registryErrors (for `lazysnap status`).
+ */
+async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metrics: Registry, keychain: CriKeychain | undefined, registryErrors: RecentErrors): Promise<RemoteParts> {
   const log = logger.child({ component: 'remote' });
   const dockerConfig = new DockerConfigCredentials({ onWarning: (message: string) => log.warn(message) });
   // A pod's pull secret is more specific than the node's docker config, so it is asked first.
@@ -229,8 +264,19 @@ async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metri
     logger: log,
   });
   const tocParser = new ThreadTocParser({ logger: log });
-  const mounter = new EstargzMounter({
+  // The gauges are read at scrape time, after `mounter` exists.
+  const remoteMetrics: RemoteMetrics = new RemoteMetrics(metrics, { layers: (): RemoteLayerStatus[] => mounter.layerStatuses(), chunkCache: () => cache.stats() });
+  const observeFetch = (event: FetchEvent): void => {
+    remoteMetrics.observeFetch(event);
+    if (event.outcome === 'error') {
+      registryErrors.record({ ref: event.ref, digest: event.digest, kind: event.kind, message: event.error instanceof Error ? event.error.message : String(event.error) });
+    }
+  };
+  const mounter: EstargzMounter = new EstargzMounter({
     registry,
+    fetchObserver: observeFetch,
+    onRegistryError: (failure) => registryErrors.record(failure),
+    fuseObserver: remoteMetrics.observeFuse,
     mountRoot: join(config.root, 'layers'),
     cache,
     tocCacheDir: join(cacheDir, 'tocs'),
@@ -248,6 +294,13 @@ async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metri
   });
   return {
     mounter,
+    status: {
+      layers: () => mounter.layerStatuses(),
+      chunkCache: () => cache.stats(),
+      memoryLimitBytes: config.remote.memoryCacheMiB * 1024 * 1024,
+      diskLimitBytes: config.remote.diskCacheMiB * 1024 * 1024,
+      tocCacheDir: join(cacheDir, 'tocs'),
+    },
     async close() {
       await mounter.close();
       await tocParser.close();

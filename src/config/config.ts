@@ -11,6 +11,11 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
 export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
+/** auto: text when stderr is a terminal, JSON lines otherwise (a journal, a file, a log collector). */
+export type LogFormat = 'auto' | 'json' | 'text';
+
+export const LOG_FORMATS: readonly LogFormat[] = ['auto', 'json', 'text'];
+
 export interface RemoteConfig {
   /** Serve eStargz layers lazily. Off: every layer is downloaded by the client. */
   enabled: boolean;
@@ -68,6 +73,7 @@ export interface LazysnapConfig {
   /** Directory for metadata, snapshots and caches. */
   root: string;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   /** host:port for Prometheus metrics at /metrics; empty disables it. */
   metricsAddress: string;
   remote: RemoteConfig;
@@ -81,6 +87,7 @@ export const DEFAULT_CONFIG: Readonly<LazysnapConfig> = Object.freeze({
   address: '/run/lazysnap/lazysnap.sock',
   root: '/var/lib/lazysnap',
   logLevel: 'info',
+  logFormat: 'auto',
   metricsAddress: '',
   remote: {
     enabled: true,
@@ -134,6 +141,7 @@ const absolutePath: Check = (v) => (typeof v === 'string' && v.startsWith('/') ?
 const absolutePathOrEmpty: Check = (v) =>
   typeof v === 'string' && (v === '' || v.startsWith('/')) ? undefined : `must be an absolute path, or "" to turn it off, got ${show(v)}`;
 const logLevel: Check = (v) => (LOG_LEVELS.includes(v as LogLevel) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}, got ${show(v)}`);
+const logFormat: Check = (v) => (LOG_FORMATS.includes(v as LogFormat) ? undefined : `must be one of ${LOG_FORMATS.join(', ')}, got ${show(v)}`);
 
 /**
  * Every number in the config is a count of something, so an integer within
@@ -166,6 +174,7 @@ const SECTIONS: ReadonlyMap<string, ReadonlyMap<string, FieldSpec>> = new Map([
       ['address', { field: 'address', check: nonEmptyString, flag: '--address' }],
       ['root', { field: 'root', check: nonEmptyString, flag: '--root' }],
       ['log_level', { field: 'logLevel', check: logLevel, flag: '--log-level' }],
+      ['log_format', { field: 'logFormat', check: logFormat, flag: '--log-format' }],
       ['metrics_address', { field: 'metricsAddress', check: metricsAddress, flag: '--metrics-address' }],
     ]),
   ],

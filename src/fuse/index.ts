@@ -6,5 +6,5 @@ export type { MountLayerOptions, MountedLayer } from './mount.js';
 export { cleanupStaleMounts } from './stale-mounts.js';
 export { isMounted } from './mountinfo.js';
 export { createOperations } from './operations.js';
-export type { LayerOperations } from './operations.js';
+export type { FuseOperationObserver, LayerOperations } from './operations.js';
 export { fileMode, makedev } from './attributes.js';

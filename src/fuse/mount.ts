@@ -5,7 +5,7 @@ import { LayerFuse } from './layer-fuse.js';
 import type { FuseLogger } from './logger.js';
 import { buildMountOptions } from './mount-options.js';
 import { canonicalMountPath, isMounted } from './mountinfo.js';
-import { createOperations } from './operations.js';
+import { createOperations, type FuseOperationObserver } from './operations.js';
 import type { LayerContent } from './types.js';
 
 export interface MountLayerOptions {
@@ -20,6 +20,8 @@ export interface MountLayerOptions {
   mountTimeoutMs?: number;
   /** libfuse's own request tracing on stderr. */
   debug?: boolean;
+  /** Told of every answered request (metrics). */
+  observe?: FuseOperationObserver | undefined;
 }
 
 export interface MountedLayer {
@@ -55,7 +57,7 @@ export async function mountLayer(content: LayerContent, mountpoint: string, opti
   const st = await stat(target);
   if (!st.isDirectory()) throw new Error(`cannot mount layer on ${target}: not a directory`);
 
-  const fuse = new LayerFuse(target, createOperations(content, logger), { mountOptions, logger });
+  const fuse = new LayerFuse(target, createOperations(content, logger, options.observe), { mountOptions, logger });
   const timeoutMs = options.mountTimeoutMs ?? 30_000;
   try {
     await new Promise<void>((resolve, reject) => {

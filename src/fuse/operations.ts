@@ -14,7 +14,15 @@ export interface LayerOperations extends Fuse.Operations {
   readonly handles: FileHandles;
 }
 
-export function createOperations(content: LayerContent, logger: FuseLogger): LayerOperations {
+/**
+ * Told of every answered request: the operation, how long it took from the
+ * handler's start to its answer, and the answer's code (negative errno, or 0 /
+ * a byte count). Runs on the answer path, so it must be cheap (a histogram
+ * observe).
+ */
+export type FuseOperationObserver = (operation: string, seconds: number, code: number) => void;
+
+export function createOperations(content: LayerContent, logger: FuseLogger, observe?: FuseOperationObserver): LayerOperations {
   const handles = new FileHandles();
   // Paths whose read failure has been logged at error level. The kernel
   // retries a failed page read once and readahead may ask again, so one
@@ -36,10 +44,12 @@ export function createOperations(content: LayerContent, logger: FuseLogger): Lay
     body: (done: (code: number, ...rest: R) => void) => void,
   ): void {
     let answered = false;
+    const started = observe !== undefined ? performance.now() : 0;
     const done = (code: number, ...rest: R): void => {
       if (answered) return;
       answered = true;
       cb(code, ...rest);
+      observe?.(op, (performance.now() - started) / 1000, code);
     };
     try {
       body(done);

@@ -4,7 +4,7 @@
  * use a buffer (and wrap it to count calls or inject failures).
  */
 import type { RefLike, RegistryClient } from '../registry/index.js';
-import { LayerFetchError } from './errors.js';
+import { LayerFetchError, LayerUnavailableError } from './errors.js';
 
 export interface BlobFetcher {
   /**
@@ -28,6 +28,50 @@ export function registryFetcher(registry: Pick<RegistryClient, 'readRange' | 're
   fetcher.size = (signal) => registry.blobSize(ref, digest, { signal });
   fetcher.tail = (length, signal) => registry.readTail(ref, digest, length, { signal });
   return fetcher;
+}
+
+/** One request a layer made of its source, as an observer sees it. */
+export interface FetchEvent {
+  ref: string;
+  digest: string;
+  /** range: a byte range; tail: the blob's end (layer open); size: a size lookup. */
+  kind: 'range' | 'tail' | 'size';
+  /** ok; cancelled: the layer was closed under it; error: anything else (a deadline, the network, the registry). */
+  outcome: 'ok' | 'error' | 'cancelled';
+  /** Blob bytes received. */
+  bytes: number;
+  seconds: number;
+  error?: unknown;
+}
+
+export type FetchObserver = (event: FetchEvent) => void;
+
+/**
+ * The same fetcher, with every request timed and reported (metrics, the
+ * daemon's recent registry errors). The observer runs after the request, so
+ * it adds nothing to a read's latency but a function call.
+ */
+export function observedFetcher(fetcher: BlobFetcher, ref: string, digest: string, observe: FetchObserver): BlobFetcher {
+  const timed = async <T>(kind: FetchEvent['kind'], signal: AbortSignal, bytesOf: (value: T) => number, work: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    const report = (outcome: FetchEvent['outcome'], bytes: number, error?: unknown): void => {
+      observe({ ref, digest, kind, outcome, bytes, seconds: (performance.now() - started) / 1000, ...(error !== undefined ? { error } : {}) });
+    };
+    try {
+      const value = await work();
+      report('ok', bytesOf(value));
+      return value;
+    } catch (err) {
+      // The layer's own close aborts with LayerUnavailableError; a deadline aborts with a plain Error and is a failure.
+      report(signal.aborted && signal.reason instanceof LayerUnavailableError ? 'cancelled' : 'error', 0, err);
+      throw err;
+    }
+  };
+  const observed: BlobFetcher = (offset, length, signal) => timed('range', signal, (data: Uint8Array) => data.length, () => fetcher(offset, length, signal));
+  const { size, tail } = fetcher;
+  if (size !== undefined) observed.size = (signal) => timed('size', signal, () => 0, () => size(signal));
+  if (tail !== undefined) observed.tail = (length, signal) => timed('tail', signal, (value: { data: Uint8Array }) => value.data.length, () => tail(length, signal));
+  return observed;
 }
 
 /** A blob held in memory (tests, and layers already on local disk). */

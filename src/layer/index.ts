@@ -4,10 +4,10 @@
  * and cache only the chunks they touch; ChunkCache is the memory + disk chunk
  * cache shared by all layers; registryFetcher connects a layer to the registry.
  */
-export { openRemoteLayer, RemoteLayer, DEFAULT_FETCH_TIMEOUT_MS, type LayerStats, type RemoteLayerOptions } from './remote-layer.js';
+export { openRemoteLayer, RemoteLayer, DEFAULT_FETCH_TIMEOUT_MS, type BackgroundFetchState, type LayerProgress, type LayerStats, type RemoteLayerOptions } from './remote-layer.js';
 export { ChunkCache, chunkCacheKey, type CacheTier, type ChunkCacheOptions, type ChunkCacheStats } from './chunk-cache.js';
 export { DiskChunkStore, parseChunkDigest, type DiskChunkStoreOptions, type DiskStoreStats } from './disk-cache.js';
-export { bufferFetcher, fetchWithDeadline, registryFetcher, withDeadline, type BlobFetcher, type DeadlineContext } from './fetcher.js';
+export { bufferFetcher, fetchWithDeadline, observedFetcher, registryFetcher, withDeadline, type BlobFetcher, type DeadlineContext, type FetchEvent, type FetchObserver } from './fetcher.js';
 export { FsTree, OPAQUE_WHITEOUT, OPAQUE_XATTR, WHITEOUT_PREFIX } from './fs-tree.js';
 export { type PrefetchResult } from './prefetch.js';
 export { type BackgroundFetchResult, type BlobCheck } from './background-fetch.js';

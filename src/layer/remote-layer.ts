@@ -83,6 +83,27 @@ export interface LayerStats extends LoaderCounters {
   openRequests: number;
 }
 
+/**
+ * Where a layer's background fetch is: not started (background fetch off, or
+ * the layer not mounted yet), waiting for the daemon's reads to go quiet,
+ * fetching, done (every chunk cached), stopped short (a range failed: reads fetch
+ * it on demand), or poisoned (the whole blob did not hash to its digest).
+ */
+export type BackgroundFetchState = 'not-started' | 'waiting-for-idle' | 'fetching' | 'done' | 'incomplete' | 'poisoned';
+
+/** How much of a layer is local, for `lazysnap status` and the metrics. */
+export interface LayerProgress {
+  /** Size of the blob, when the manifest or the open told it. */
+  blobSize?: number;
+  /** Compressed bytes of all chunks (the blob minus TOC and footer). */
+  chunkBytes: number;
+  /** Compressed bytes of the chunks now in the chunk cache (memory or disk). */
+  cachedBytes: number;
+  /** Blob bytes this layer received from the registry since it was opened. */
+  fetchedBytes: number;
+  backgroundFetch: BackgroundFetchState;
+}
+
 export const DEFAULT_FETCH_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_RANGE_BYTES = 16 * 1024 * 1024;
 const DEFAULT_BACKGROUND_RANGE_BYTES = 4 * 1024 * 1024;
@@ -114,6 +135,7 @@ export class RemoteLayer implements LayerContent {
   private readonly backgroundBandwidth: BandwidthLimiter | undefined;
   private prefetching: Promise<PrefetchResult> | undefined;
   private background: Promise<BackgroundFetchResult> | undefined;
+  private backgroundState: Exclude<BackgroundFetchState, 'poisoned'> = 'not-started';
   private closed = false;
   private readonly size: number | undefined;
   private readonly fetcher: BlobFetcher;
@@ -244,9 +266,11 @@ export class RemoteLayer implements LayerContent {
    */
   startBackgroundFetch(): Promise<BackgroundFetchResult> {
     this.background ??= (async () => {
+      this.backgroundState = 'waiting-for-idle';
       await this.prefetching?.catch(() => {});
       // Nothing, not even a size lookup for the blob check, before the idle period has passed.
       await this.activity.waitForIdle(this.abort.signal);
+      this.backgroundState = 'fetching';
       const result = await runBackgroundFetch({
         chunks: this.index.allChunks(),
         loader: this.loader,
@@ -260,6 +284,7 @@ export class RemoteLayer implements LayerContent {
         logger: this.logger,
       });
       this.recordBlobCheck(result);
+      this.backgroundState = result.complete ? 'done' : 'incomplete';
       return result;
     })();
     return this.background;
@@ -318,6 +343,23 @@ export class RemoteLayer implements LayerContent {
   isFullyCached(): boolean {
     for (const chunk of this.index.chunksByOffset()) if (!this.loader.isCached(chunk)) return false;
     return true;
+  }
+
+  /**
+   * Walks the chunk table and asks the cache about each chunk (index lookups,
+   * no I/O): cheap enough for a status call or a scrape, not for a read path.
+   * Chunks evicted from the cache count as not cached, as they are.
+   */
+  progress(): LayerProgress {
+    let chunkBytes = 0;
+    let cachedBytes = 0;
+    for (const chunk of this.index.chunksByOffset()) {
+      const bytes = chunk.compressedEnd - chunk.offset;
+      chunkBytes += bytes;
+      if (this.loader.isCached(chunk)) cachedBytes += bytes;
+    }
+    const backgroundFetch = this.poisoned !== undefined ? 'poisoned' : this.backgroundState;
+    return { ...(this.size !== undefined ? { blobSize: this.size } : {}), chunkBytes, cachedBytes, fetchedBytes: this.counters.bytesFetched, backgroundFetch };
   }
 
   stats(): LayerStats {

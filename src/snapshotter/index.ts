@@ -1,6 +1,7 @@
 export { Snapshotter, type SnapshotterOptions } from './snapshotter.js';
 export { MetadataStore, type LockHoldObserver } from './metadata-store.js';
-export { SnapshotterMetrics } from './metrics.js';
+export { RemoteMetrics, SnapshotterMetrics, type RemoteStateSource } from './metrics.js';
+export type { RemoteLayerStatus } from './remote/remote-layer-status.js';
 export { createSnapshotsService } from './grpc/service.js';
 export { SnapshotsServer } from './grpc/server.js';
 export { checkSocketAddress, prepareSocketPath, SocketAddressError } from './grpc/unix-socket.js';

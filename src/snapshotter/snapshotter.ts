@@ -218,6 +218,9 @@ export class Snapshotter implements SnapshotLayout {
     if (parent !== '') requireKey(parent, 'parent');
     validateLabels(labels, `snapshot ${key}`);
     const request = kind === Kind.Active && this.remote ? parseRemoteRequest(labels) : undefined;
+    if (kind === Kind.Active && !this.remote && parseRemoteRequest(labels)) {
+      this.logger.info({ key, reason: 'remote layers are off ([remote] enabled = false)' }, 'layer cannot be served remotely; it will be downloaded');
+    }
     if (request?.target !== undefined && this.store.get(request.target)) {
       // target-ref protocol: the layer is already there; containerd finds it with a List.
       throw new AlreadyExistsError(`target snapshot ${request.target}: already exists`);
@@ -286,19 +289,26 @@ export class Snapshotter implements SnapshotLayout {
     throw new AlreadyExistsError(`target snapshot ${target}: already exists (served remotely)`);
   }
 
-  /** A verified remote layer for the request, or undefined to fall back to an ordinary snapshot. */
+  /**
+   * A verified remote layer for the request, or undefined to fall back to an
+   * ordinary snapshot. Every fallback is logged with its reason: an operator
+   * asking "why was this layer downloaded?" finds the answer in one line.
+   */
   private async resolveRemote(key: string, request: RemoteRequest): Promise<RemoteLayerRef | undefined> {
     try {
-      const layer = await (this.remote as RemoteMounter).resolve(request);
-      if (!layer) this.logger.info({ key, ref: request.ref, layer: request.layerDigest }, 'layer cannot be served remotely; it will be downloaded');
+      const layer = await (this.remote as RemoteMounter).decide(request);
+      if ('notRemote' in layer) {
+        this.logger.info({ key, ref: request.ref, layer: request.layerDigest, reason: layer.notRemote }, 'layer cannot be served remotely; it will be downloaded');
+        return undefined;
+      }
       return layer;
     } catch (err) {
-      this.logger.warn({ err, key, ref: request.ref, layer: request.layerDigest }, 'remote layer check failed; the layer will be downloaded');
+      const reason = err instanceof Error ? err.message : String(err);
+      this.logger.warn({ err, key, ref: request.ref, layer: request.layerDigest, reason }, 'remote layer check failed; the layer will be downloaded');
       return undefined;
     }
   }
 
-  /** Takes a reference on the layer's shared mount for snapshot id; false when it cannot be mounted. */
   private async mountRemote(key: string, layer: RemoteLayerRef, id: number): Promise<boolean> {
     try {
       this.remotePaths.set(id, await (this.remote as RemoteMounter).acquire(layer));

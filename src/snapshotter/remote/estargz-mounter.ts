@@ -15,16 +15,18 @@
 import type { Logger } from 'pino';
 import { LRUCache } from 'lru-cache';
 import { Counter, type Registry } from 'prom-client';
-import { cleanupStaleMounts, isMounted, mountLayer, type MountedLayer } from '../../fuse/index.js';
+import { cleanupStaleMounts, isMounted, mountLayer, type FuseOperationObserver, type MountedLayer } from '../../fuse/index.js';
 import {
-  BandwidthLimiter, DEFAULT_TOC_MEMORY_BYTES, ForegroundActivity, LayerPoisonedError, TocMemoryBudgetError, TocMemoryBudget, openRemoteLayer, registryFetcher, type BackgroundFetchResult, type ChunkCache, type RemoteLayer, type TocParser,
+  BandwidthLimiter, DEFAULT_TOC_MEMORY_BYTES, ForegroundActivity, LayerPoisonedError, TocMemoryBudgetError, TocMemoryBudget, observedFetcher, openRemoteLayer, registryFetcher, type BackgroundFetchResult, type BlobFetcher, type FetchObserver, type ChunkCache, type RemoteLayer, type TocParser,
 } from '../../layer/index.js';
-import type { RegistryClient } from '../../registry/index.js';
+import { TOC_DIGEST_ANNOTATION } from '../../estargz/index.js';
+import { RegistryError, type RegistryClient } from '../../registry/index.js';
 import { KeyedMutex, SingleFlight } from '../../sync/index.js';
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RemoteLayerRef } from '../metadata-store.js';
-import type { RemoteMounter } from './remote-mounter.js';
+import type { NotRemote, RemoteMounter } from './remote-mounter.js';
+import type { RemoteLayerStatus } from './remote-layer-status.js';
 import type { RemoteRequest } from './remote-request.js';
 import { layerIdentity } from './layer-identity.js';
 import { TocDigestResolver } from './toc-digest-resolver.js';
@@ -47,6 +49,12 @@ export interface EstargzMounterOptions {
   backgroundFetchIdleMs?: number | undefined;
   /** Cap on background fetch bandwidth, all layers together, in bytes per second; 0 or undefined: none. */
   backgroundFetchBytesPerSecond?: number | undefined;
+  /** Told of every registry request a layer makes (metrics, recent errors). */
+  fetchObserver?: FetchObserver | undefined;
+  /** Told of registry failures outside blob reads (manifests, while resolving a layer's TOC digest). */
+  onRegistryError?: ((failure: { ref: string; digest: string; kind: string; message: string }) => void) | undefined;
+  /** Told of every FUSE request a mount answers (metrics). */
+  fuseObserver?: FuseOperationObserver | undefined;
   /** Memory all open layers' parsed TOCs may hold together (`[remote] toc_memory_mib`); default 512 MiB. A layer past it is not served remotely. */
   tocMemoryBytes?: number | undefined;
   /** Where TOCs are parsed (the daemon passes a worker-thread parser, which it owns and closes); inline when absent. */
@@ -111,26 +119,31 @@ export class EstargzMounter implements RemoteMounter {
     });
   }
 
+  /** The layer to serve lazily, or undefined to download it (decide() also says why). */
   async resolve(request: RemoteRequest): Promise<RemoteLayerRef | undefined> {
+    const decision = await this.decide(request);
+    return 'notRemote' in decision ? undefined : decision;
+  }
+
+  async decide(request: RemoteRequest): Promise<RemoteLayerRef | NotRemote> {
     const { ref, layerDigest } = request;
     this.openImageLayers(request);
     let tocDigest = request.tocDigest;
     let size: number | undefined;
     if (!tocDigest) {
-      const found = await this.tocDigests.lookup(ref, layerDigest, request.manifestDigest);
+      const found = await this.tocDigests.lookup(ref, layerDigest, request.manifestDigest).catch((err: unknown) => this.reportRegistryError(err, ref, request.manifestDigest ?? layerDigest));
       tocDigest = found.tocDigest;
       size = found.size;
     }
-    if (!tocDigest && !this.options.allowUnverified) return undefined;
+    if (!tocDigest && !this.options.allowUnverified) {
+      return { notRemote: `the manifest gives no TOC digest (${TOC_DIGEST_ANNOTATION}) for this layer, so it is not eStargz or cannot be verified, and [remote] allow_unverified is off` };
+    }
     const layerRef: RemoteLayerRef = { ref, digest: layerDigest, tocDigest: tocDigest ?? '', ...(size !== undefined ? { size } : {}) };
     const { key } = layerIdentity(layerRef);
-    if (this.poisoned.has(key)) {
-      this.options.logger.warn({ ref, layer: layerDigest, tocDigest }, 'layer was found poisoned earlier; it will be downloaded');
-      return undefined;
-    }
-    // Opening verifies the TOC: a layer that is not eStargz, or whose TOC lies, is not remote.
+    if (this.poisoned.has(key)) return { notRemote: 'the layer was found poisoned earlier (its whole blob did not hash to its digest)' };
+    // Opening verifies the TOC: a layer that is not eStargz, or whose TOC lies, is not remote (the error says why).
     const open = await this.openForUse(layerRef);
-    if (open.layer.poisoned !== undefined) return undefined;
+    if (open.layer.poisoned !== undefined) return { notRemote: 'the layer is poisoned (its whole blob did not hash to its digest)' };
     return layerRef;
   }
 
@@ -146,7 +159,8 @@ export class EstargzMounter implements RemoteMounter {
     this.imagesOpened.set(image, true);
     const { logger } = this.options;
     (async () => {
-      const layers = (await this.tocDigests.layers(request.ref, request.manifestDigest)).filter((layer) => layer.tocDigest !== undefined);
+      const listed = await this.tocDigests.layers(request.ref, request.manifestDigest).catch((err: unknown) => this.reportRegistryError(err, request.ref, request.manifestDigest ?? ''));
+      const layers = listed.filter((layer) => layer.tocDigest !== undefined);
       const queue = layers.map((layer): RemoteLayerRef => ({
         ref: request.ref, digest: layer.digest, tocDigest: layer.tocDigest!, ...(layer.size !== undefined ? { size: layer.size } : {}),
       }));
@@ -251,7 +265,7 @@ export class EstargzMounter implements RemoteMounter {
     await this.prepareMountRoot();
     await mkdir(mountpoint, { recursive: true, mode: 0o700 });
     if (await isMounted(mountpoint)) await cleanupStaleMounts(mountpoint, this.options.logger);
-    const mount = await mountLayer(open.layer, mountpoint, { logger: this.options.logger, fsname: 'lazysnap', subtype: 'estargz' });
+    const mount = await mountLayer(open.layer, mountpoint, { logger: this.options.logger, fsname: 'lazysnap', subtype: 'estargz', observe: this.options.fuseObserver });
     // A fresh mount is about to be read by a starting container: the idle period starts now.
     this.foreground.touch();
     if (this.options.backgroundFetch) {
@@ -319,12 +333,44 @@ export class EstargzMounter implements RemoteMounter {
     return closed;
   }
 
+  /** Passes a registry failure of a manifest lookup to onRegistryError, and rethrows whatever it is. */
+  private reportRegistryError(err: unknown, ref: string, digest: string): never {
+    if (err instanceof RegistryError) this.options.onRegistryError?.({ ref, digest, kind: 'manifest', message: err.message });
+    throw err;
+  }
+
+  private fetcherFor(layerRef: RemoteLayerRef): BlobFetcher {
+    const fetcher = registryFetcher(this.options.registry, layerRef.ref, layerRef.digest);
+    const observer = this.options.fetchObserver;
+    return observer ? observedFetcher(fetcher, layerRef.ref, layerRef.digest, observer) : fetcher;
+  }
+
+  /**
+   * Every open layer (mounted or opened ahead of its Prepare) with how much of
+   * it is local: what `lazysnap status` and the metrics show.
+   */
+  layerStatuses(): RemoteLayerStatus[] {
+    const statuses: RemoteLayerStatus[] = [];
+    for (const [key, open] of this.layers) {
+      const { layer } = open;
+      const mount = this.mounted.get(key);
+      statuses.push({
+        ref: layer.ref,
+        digest: layer.digest,
+        tocDigest: layer.tocDigest,
+        ...(mount ? { mountpoint: mount.mount.mountpoint, references: mount.references } : { references: 0 }),
+        ...layer.progress(),
+      });
+    }
+    return statuses;
+  }
+
   private async open(layerRef: RemoteLayerRef): Promise<OpenLayer> {
     const { key } = layerIdentity(layerRef);
     const existing = this.layers.get(key);
     if (existing) return existing;
     return this.opening.do(key, async () => {
-      const { registry, logger } = this.options;
+      const { logger } = this.options;
       try {
         const layer = await openRemoteLayer({
           ref: layerRef.ref,
@@ -332,7 +378,7 @@ export class EstargzMounter implements RemoteMounter {
           ...(layerRef.size !== undefined ? { size: layerRef.size } : {}),
           expectedTocDigest: layerRef.tocDigest || undefined,
           allowUnverified: this.options.allowUnverified,
-          fetcher: registryFetcher(registry, layerRef.ref, layerRef.digest),
+          fetcher: this.fetcherFor(layerRef),
           cache: this.options.cache,
           tocCacheDir: this.options.tocCacheDir,
           fetchTimeoutMs: this.options.fetchTimeoutMs,

@@ -8,13 +8,18 @@ import type { RemoteRequest } from './remote-request.js';
  * likes, and shared by every snapshot of that layer (however many
  * namespaces or racing pulls prepared one): snapshots hold references.
  */
+/** A layer that will be downloaded instead of served lazily, and why (for the operator's log). */
+export interface NotRemote {
+  notRemote: string;
+}
+
 export interface RemoteMounter {
   /**
    * Whether the requested layer can be served lazily, with a verified TOC
-   * digest. undefined means "download it". Concurrent calls for one layer
-   * share one resolution.
+   * digest; NotRemote means "download it" and says why. Concurrent calls for
+   * one layer share one resolution.
    */
-  resolve(request: RemoteRequest): Promise<RemoteLayerRef | undefined>;
+  decide(request: RemoteRequest): Promise<RemoteLayerRef | NotRemote>;
   /** Takes a reference on the layer's read-only mount, mounting it on first use; returns its path. */
   acquire(layer: RemoteLayerRef): Promise<string>;
   /** Drops a reference; the last one unmounts. */

@@ -1,0 +1,75 @@
+/**
+ * The daemon's admin endpoint: JSON over HTTP on a unix socket next to the
+ * gRPC one (`<address>.admin`), for `lazysnap status`.
+ *
+ * Why HTTP on its own socket and not another gRPC service: the status
+ * command then needs nothing but node:http (no proto loading, no grpc-js, so
+ * it starts fast), an operator can ask with `curl --unix-socket`, and the
+ * permissions of the socket file decide who may ask, independently of the
+ * Snapshots socket's 0660. It is root's alone (0600): the status names
+ * images, registries and mount paths.
+ */
+import { chmod } from 'node:fs/promises';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+
+/** The admin socket of the daemon serving the Snapshots API on `address`. */
+export function adminSocketPath(address: string): string {
+  return `${address}.admin`;
+}
+
+export interface AdminRoutes {
+  /** GET /status: the daemon's status as JSON. */
+  status(): Promise<unknown>;
+}
+
+export class AdminServer {
+  private constructor(
+    readonly path: string,
+    private readonly server: Server,
+  ) {}
+
+  /**
+   * Listens on `path` (which must be free: the caller checked and prepared it
+   * like the gRPC socket). The socket is created under umask 0177, so it is
+   * never reachable by others, not even between bind(2) and the chmod.
+   */
+  static async listen(path: string, routes: AdminRoutes): Promise<AdminServer> {
+    const server = createServer((req, res) => {
+      if (req.method !== 'GET') return answer(res, 405, { error: `${req.method} not allowed; the admin endpoint is read-only` });
+      if (req.url !== '/status') return answer(res, 404, { error: `no ${req.url}; try GET /status` });
+      routes.status().then(
+        (status) => answer(res, 200, status),
+        (err: unknown) => answer(res, 500, { error: err instanceof Error ? err.message : String(err) }),
+      );
+    });
+    const previousUmask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(path, () => {
+          server.off('error', reject);
+          resolve();
+        });
+        // bind(2) has happened by the time listen() returns: the file's mode is set by now.
+        process.umask(previousUmask);
+      });
+    } finally {
+      process.umask(previousUmask);
+    }
+    await chmod(path, 0o600);
+    return new AdminServer(path, server);
+  }
+
+  /** Stops listening and removes the socket file; open status requests are cut. */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}
+
+function answer(res: ServerResponse, code: number, body: unknown): void {
+  const text = `${JSON.stringify(body, null, 2)}\n`;
+  res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+}

@@ -1,0 +1,12 @@
+/**
+ * src/admin: the daemon's local, root-only admin endpoint (JSON over HTTP on
+ * `<address>.admin`) and the status it serves. The status command imports
+ * status-client and status-text directly, not this index: they need only
+ * node:http.
+ */
+export { AdminServer, adminSocketPath, type AdminRoutes } from './admin-server.js';
+export { RecentErrors, type RecentError } from './recent-errors.js';
+export { StatusCollector, type StatusSources } from './status-collector.js';
+export { AdminRequestError, fetchStatus } from './status-client.js';
+export { formatStatus } from './status-text.js';
+export type { DaemonStatus, LayerStatus, CacheTierStatus } from './status-model.js';

@@ -1,0 +1,124 @@
+/**
+ * Gathers the daemon's state into a DaemonStatus when asked (on each status
+ * call, never in the background): snapshot counts from the metadata store,
+ * open layers from the mounter, cache figures, recent registry errors.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { REMOTE_SNAPSHOT } from '../containerd/labels.js';
+import type { ChunkCacheStats } from '../layer/index.js';
+import { Kind, type RemoteLayerStatus, type SnapshotInfo } from '../snapshotter/index.js';
+import type { RecentErrors } from './recent-errors.js';
+import { percentOf, type DaemonStatus, type LayerStatus } from './status-model.js';
+
+export interface StatusSources {
+  version: string;
+  address: string;
+  root: string;
+  /** The config file read, or "defaults". */
+  config: string;
+  startedAt: Date;
+  snapshots(): SnapshotInfo[];
+  /** Absent when remote layers are off. */
+  remote?: {
+    layers(): RemoteLayerStatus[];
+    chunkCache(): ChunkCacheStats;
+    memoryLimitBytes: number;
+    diskLimitBytes: number;
+    tocCacheDir: string;
+  };
+  registryErrors: RecentErrors;
+}
+
+export class StatusCollector {
+  constructor(private readonly sources: StatusSources) {}
+
+  async collect(): Promise<DaemonStatus> {
+    const { sources } = this;
+    const layers = (sources.remote?.layers() ?? []).map(toLayerStatus);
+    const errors = sources.registryErrors.recent();
+    return {
+      version: sources.version,
+      pid: process.pid,
+      startedAt: sources.startedAt.toISOString(),
+      uptimeSeconds: Math.round((Date.now() - sources.startedAt.getTime()) / 1000),
+      address: sources.address,
+      root: sources.root,
+      config: sources.config,
+      snapshots: countSnapshots(sources.snapshots()),
+      remote: { enabled: sources.remote !== undefined, layers },
+      mounts: layers.flatMap((layer) => (layer.mountpoint !== undefined ? [{ mountpoint: layer.mountpoint, digest: layer.digest, references: layer.references }] : [])),
+      caches: await this.caches(),
+      registryErrors: {
+        windowSeconds: Math.round(sources.registryErrors.windowMs / 1000),
+        inWindow: errors.inWindow,
+        total: sources.registryErrors.count,
+        recent: errors.errors,
+      },
+    };
+  }
+
+  private async caches(): Promise<DaemonStatus['caches']> {
+    const remote = this.sources.remote;
+    if (remote === undefined) {
+      const off = { bytes: 0, entries: 0, limitBytes: 0, hits: 0 };
+      return { memory: off, disk: off, misses: 0, hitRatio: null, toc: { files: 0, bytes: 0 } };
+    }
+    const stats = remote.chunkCache();
+    const lookups = stats.memoryHits + stats.diskHits + stats.misses;
+    return {
+      memory: { bytes: stats.memoryBytes, entries: stats.memoryEntries, limitBytes: remote.memoryLimitBytes, hits: stats.memoryHits },
+      disk: { bytes: stats.disk?.bytes ?? 0, entries: stats.disk?.entries ?? 0, limitBytes: stats.disk ? remote.diskLimitBytes : 0, hits: stats.diskHits },
+      misses: stats.misses,
+      hitRatio: lookups === 0 ? null : (stats.memoryHits + stats.diskHits) / lookups,
+      toc: await directoryUsage(remote.tocCacheDir),
+    };
+  }
+}
+
+function toLayerStatus(layer: RemoteLayerStatus): LayerStatus {
+  return {
+    ref: layer.ref,
+    digest: layer.digest,
+    tocDigest: layer.tocDigest,
+    ...(layer.blobSize !== undefined ? { size: layer.blobSize } : {}),
+    chunkBytes: layer.chunkBytes,
+    cachedBytes: layer.cachedBytes,
+    cachedPercent: percentOf(layer.cachedBytes, layer.chunkBytes),
+    fetchedBytes: layer.fetchedBytes,
+    backgroundFetch: layer.backgroundFetch,
+    ...(layer.mountpoint !== undefined ? { mountpoint: layer.mountpoint } : {}),
+    references: layer.references,
+  };
+}
+
+function countSnapshots(infos: SnapshotInfo[]): DaemonStatus['snapshots'] {
+  const counts = { active: 0, committed: 0, view: 0, remote: 0 };
+  for (const info of infos) {
+    if (info.kind === Kind.Active) counts.active++;
+    else if (info.kind === Kind.Committed) counts.committed++;
+    else if (info.kind === Kind.View) counts.view++;
+    if (info.labels[REMOTE_SNAPSHOT] !== undefined) counts.remote++;
+  }
+  return counts;
+}
+
+/** Files and bytes under dir (the TOC cache: <algorithm>/<hex>, a few hundred files at most). */
+async function directoryUsage(dir: string): Promise<{ files: number; bytes: number }> {
+  const usage = { files: 0, bytes: 0 };
+  let entries;
+  try {
+    entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return usage;
+    throw err;
+  }
+  for (const entry of entries) {
+    if (!entry.isFile()) continue;
+    const info = await stat(join(entry.parentPath ?? entry.path, entry.name)).catch(() => undefined);
+    if (info === undefined) continue; // removed while we walked: not there any more
+    usage.files++;
+    usage.bytes += info.size;
+  }
+  return usage;
+}
