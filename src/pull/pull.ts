@@ -64,16 +64,18 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
   const { registry, connection, progress, logger } = deps;
   const started = Date.now();
   const phase = (name: string) => logger.debug({ ref: options.ref, phase: name, ms: Date.now() - started }, 'pull phase done');
-  // The lease comes first, as in containerd's own client: a containerd that
-  // cannot be reached fails the pull before any registry traffic.
+  // The lease is asked for while the registry resolves the image (the CLI
+  // checked that containerd answers before this); nothing is written to
+  // containerd before both are done.
   const content = new ContentStore(connection);
   const leases = new LeaseManager(connection);
   const leaseId = `lazysnap-pull-${randomBytes(8).toString('hex')}`;
-  await leases.create(leaseId, LEASE_EXPIRY_MS);
-  connection.lease = leaseId;
-  phase('lease');
+  const leaseCreated = leases.create(leaseId, LEASE_EXPIRY_MS);
+  let metadataWritten: Promise<unknown> | undefined;
   try {
-    const resolved = await registry.resolve(options.ref, options.platform ? { platform: options.platform } : {});
+    const [resolved] = await Promise.all([registry.resolve(options.ref, options.platform ? { platform: options.platform } : {}), leaseCreated]);
+    connection.lease = leaseId;
+    phase('lease+resolve');
     // containerd names the image by the normalized reference the user gave (tag or digest).
     const name = registry.parse(options.ref).toString();
     const refString = name;
@@ -85,7 +87,18 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
       throw new PullError(`manifest has ${layers.length} layers but the config lists ${diffIds.length} diff_ids`, refString);
     }
     const chains = chainIds(diffIds);
-    phase('resolve');
+    phase('config');
+
+    // Index, manifest and config go into the content store while the layers
+    // are set up: they depend on nothing the layers decide, and the image
+    // record that makes them reachable is written only after both.
+    const flights = deps.flights ?? new SingleFlight<number>();
+    metadataWritten = flights.do(`metadata|${connection.namespace}|${resolved.descriptor.digest}|${options.snapshotter}`, async () => {
+      await writeMetadata(content, resolved, config, layers, options.snapshotter, chains[chains.length - 1]);
+      return 0;
+    });
+    // Awaited below; a failure meanwhile must not count as unhandled.
+    metadataWritten.catch(() => {});
 
     const snapshots = new SnapshotsClient({ connection, snapshotter: options.snapshotter });
     const outcomes: LayerOutcome[] = layers.map(() => 'download');
@@ -131,11 +144,7 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
     await unpackLayers({ ref: refString, layers: toApply, snapshots, diff: new DiffService(connection), progress });
     phase('unpack');
 
-    const flights = deps.flights ?? new SingleFlight<number>();
-    await flights.do(`metadata|${connection.namespace}|${resolved.descriptor.digest}|${options.snapshotter}`, async () => {
-      await writeMetadata(content, resolved, config, layers, options.snapshotter, chains[chains.length - 1]);
-      return 0;
-    });
+    await metadataWritten;
     phase('metadata');
     const images = new ImageStore(connection);
     await images.createOrUpdate({ name, labels: {}, target: resolved.root as Descriptor });
@@ -148,8 +157,12 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
       bytesDownloaded,
     };
   } finally {
+    // Nothing may still be writing under the lease when it goes.
+    await metadataWritten?.catch(() => {});
     connection.lease = undefined;
-    await leases.delete(leaseId).catch((err: unknown) => logger.warn({ err, lease: leaseId }, 'failed to delete pull lease; it expires by itself'));
+    if (await leaseCreated.then(() => true, () => false)) {
+      await leases.delete(leaseId).catch((err: unknown) => logger.warn({ err, lease: leaseId }, 'failed to delete pull lease; it expires by itself'));
+    }
   }
 }
 
