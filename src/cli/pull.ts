@@ -24,16 +24,13 @@ export async function pull(ref: string, flags: PullFlags): Promise<void> {
   const { config } = await loadConfigWithSource(flags.config, { registry: { configPath: hostsDirFlag(flags.hostsDir) } });
   const connection = new ContainerdConnection({ address: flags.address, namespace: flags.namespace });
   try {
-    // containerd first: when it is down the user hears so at once, and the
-    // rest of the command (the registry client's undici above all) loads
-    // only for a pull that can happen.
+    // The rest of the command (the registry client's undici above all)
+    // loads while containerd is asked whether it answers; when it does not,
+    // the user hears so at once, whatever is still loading.
+    const modules = Promise.all([import('pino'), import('../registry/index.js'), import('../pull/index.js'), import('./registry-options.js')]);
+    modules.catch(() => {}); // a load failure is reported below, once containerd answered
     await connection.checkReachable();
-    const [{ default: pino }, { DockerConfigCredentials, RegistryClient }, { createProgress, pullImage }, { registryOptions }] = await Promise.all([
-      import('pino'),
-      import('../registry/index.js'),
-      import('../pull/index.js'),
-      import('./registry-options.js'),
-    ]);
+    const [{ default: pino }, { DockerConfigCredentials, RegistryClient }, { createProgress, pullImage }, { registryOptions }] = await modules;
     const logger = pino({ level: flags.logLevel, base: { command: 'pull' } }, pino.destination(2));
     const host = ref.split('/')[0] ?? '';
     const registry = new RegistryClient({
