@@ -444,7 +444,10 @@ export async function openRemoteLayer(options: RemoteLayerOptions): Promise<Remo
     throw err;
   }
   logger.info(
-    { ref, digest, tocDigest: loaded.index.tocDigest, verified: expected !== undefined, from: loaded.source, entries: loaded.index.entryCount, landmark: loaded.index.landmark ?? 'none', ms: Math.round(openMs) },
+    {
+      ref, digest, tocDigest: loaded.index.tocDigest, verified: expected !== undefined, from: loaded.source, entries: loaded.index.entryCount,
+      landmark: loaded.index.landmark ?? 'none', ms: Math.round(openMs), ...loaded.phases,
+    },
     'layer opened',
   );
   if (options.prefetch === true) {

@@ -121,7 +121,7 @@ export class ThreadTocParser implements TocParser {
       return;
     }
     const json = Buffer.from(reply.json.buffer as ArrayBuffer, reply.json.byteOffset, reply.json.byteLength);
-    pending.resolve({ index: fromTransferable(reply.index), json });
+    pending.resolve({ index: fromTransferable(reply.index), json, workerMs: reply.workerMs });
   }
 
   /** Lets the worker go once its queue is empty; the next parse starts a fresh one. */

@@ -62,6 +62,19 @@ export interface LoadedToc {
   size?: number | undefined;
   /** The index's share of the TOC memory budget (sized from the JSON; the caller sets the real figure and releases it). */
   reservation: TocMemoryReservation | undefined;
+  /** Where the open's time went, in ms (network opens only): for the debug log. */
+  phases?: TocLoadPhases;
+}
+
+export interface TocLoadPhases {
+  /** Footer and TOC bytes from the registry. */
+  fetchMs: number;
+  /** Waiting for other layers' TOC parses (they take turns). */
+  turnMs: number;
+  /** Decompressing and parsing the TOC, hand-over to the parser's thread included. */
+  parseMs: number;
+  /** Of which the parse itself on the worker thread, when it ran there. */
+  workerMs?: number;
 }
 
 interface ParsedToc {
@@ -72,6 +85,7 @@ interface ParsedToc {
 interface ParsedTocWithJson extends ParsedToc {
   /** The JSON as the parser handed it back (see TocParseRequest.json). */
   json: Buffer;
+  workerMs?: number;
 }
 
 /** Runs a read-and-parse of TOC JSON in the budget's turn, so that only one TOC's transient memory is alive at a time. */
@@ -95,7 +109,7 @@ async function parseWithinBudget(json: Buffer, parse: { expectedTocDigest: strin
       limits: options.limits,
       requireChunkDigests: options.requireChunkDigests,
     });
-    return { index: parsed.index, json: parsed.json, reservation };
+    return { index: parsed.index, json: parsed.json, reservation, ...(parsed.workerMs !== undefined ? { workerMs: parsed.workerMs } : {}) };
   } catch (err) {
     reservation?.release();
     throw err;
@@ -165,6 +179,7 @@ async function saveToc(options: TocLoadOptions, tocDigest: string, tocOffset: nu
 }
 
 export async function loadToc(options: TocLoadOptions): Promise<LoadedToc> {
+  const started = performance.now();
   const cached = await inTurn(options, () => readCachedToc(options));
   if (cached !== undefined) return { ...cached, size: options.size ?? cached.size, source: 'toc-cache', rangeRequests: 0 };
 
@@ -196,14 +211,23 @@ export async function loadToc(options: TocLoadOptions): Promise<LoadedToc> {
   const member = footer.tocOffset >= tailStart
     ? tail.subarray(footer.tocOffset - tailStart, tocEnd - tailStart)
     : Buffer.concat([await fetch(footer.tocOffset, tailStart - footer.tocOffset), tail.subarray(0, tocEnd - tailStart)]);
-  const { json, index, reservation } = await inTurn(options, async () => {
+  const fetched = performance.now();
+  let turnStarted = fetched;
+  const extractAndParse = async (): Promise<ParsedTocWithJson> => {
+    turnStarted = performance.now();
     const { json } = await extractTocJson(member, limits.maxTocJsonBytes);
     // The parse checks the expected digest before trusting anything in the JSON.
     return parseWithinBudget(json, { expectedTocDigest: options.expectedTocDigest, tocOffset: footer.tocOffset }, options);
-  });
+  };
+  const { json, index, reservation, workerMs } = await inTurn(options, extractAndParse);
+  const parsed = performance.now();
   // Only a TOC checked against a digest someone vouched for is worth keeping.
   if (options.expectedTocDigest !== undefined) await saveToc(options, options.expectedTocDigest, footer.tocOffset, size, json);
-  return { index, reservation, source: 'network', rangeRequests, size };
+  const phases: TocLoadPhases = {
+    fetchMs: Math.round(fetched - started), turnMs: Math.round(turnStarted - fetched), parseMs: Math.round(parsed - turnStarted),
+    ...(workerMs !== undefined ? { workerMs: Math.round(workerMs) } : {}),
+  };
+  return { index, reservation, source: 'network', rangeRequests, size, phases };
 }
 
 /**

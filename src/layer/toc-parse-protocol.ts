@@ -16,4 +16,4 @@ export type ParseFailure =
   | { kind: 'error'; message: string };
 
 /** Every reply hands the JSON back (it may have been moved, not copied, to the worker). */
-export type ParseReply = { id: number; json: Uint8Array } & ({ index: TransferableTocIndex } | { failure: ParseFailure });
+export type ParseReply = { id: number; json: Uint8Array; /** Time the worker spent parsing, ms. */ workerMs: number } & ({ index: TransferableTocIndex } | { failure: ParseFailure });

@@ -22,6 +22,7 @@ void warmUpTocParsing(() => requests > 0).catch(() => {});
 
 function parse(message: ParseMessage): { reply: ParseReply; transfer: ArrayBuffer[] } {
   const { id, json } = message;
+  const started = performance.now();
   const moved = json.buffer instanceof ArrayBuffer && json.buffer.byteLength > 0 ? [json.buffer] : [];
   try {
     const index = parseTocIndex(Buffer.from(json.buffer, json.byteOffset, json.byteLength), {
@@ -31,9 +32,9 @@ function parse(message: ParseMessage): { reply: ParseReply; transfer: ArrayBuffe
       requireChunkDigests: message.requireChunkDigests,
     });
     const transferable = toTransferable(index);
-    return { reply: { id, json, index: transferable }, transfer: [...moved, ...transferList(transferable)] };
+    return { reply: { id, json, workerMs: performance.now() - started, index: transferable }, transfer: [...moved, ...transferList(transferable)] };
   } catch (err) {
-    return { reply: { id, json, failure: describeFailure(err) }, transfer: moved };
+    return { reply: { id, json, workerMs: performance.now() - started, failure: describeFailure(err) }, transfer: moved };
   }
 }
 

@@ -26,6 +26,8 @@ export interface ParsedToc {
   index: TocIndex;
   /** The request's JSON bytes (the same bytes, possibly in a new Buffer). */
   json: Buffer;
+  /** Time spent parsing on the worker thread, when it was parsed there (the rest of the wait was queueing and hand-over). */
+  workerMs?: number;
 }
 
 export interface TocParser {
