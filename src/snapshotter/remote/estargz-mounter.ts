@@ -100,6 +100,10 @@ export class EstargzMounter implements RemoteMounter {
   private readonly imagesOpened = new LRUCache<string, true>({ max: 256, ttl: UNUSED_LAYER_MS });
   private readonly foreground: ForegroundActivity;
   private readonly backgroundBandwidth: BandwidthLimiter;
+  /** Set by close(): nothing new is opened or mounted ahead of a Prepare. */
+  private closing = false;
+  /** Image set-ups (openImageLayers) still running. */
+  private readonly openingAhead = new Set<Promise<void>>();
 
   constructor(private readonly options: EstargzMounterOptions) {
     this.tocDigests = new TocDigestResolver(options.registry);
@@ -155,17 +159,17 @@ export class EstargzMounter implements RemoteMounter {
    */
   private openImageLayers(request: RemoteRequest): void {
     const image = request.manifestDigest ? `${request.ref}@${request.manifestDigest}` : request.ref;
-    if (this.imagesOpened.has(image)) return;
+    if (this.closing || this.imagesOpened.has(image)) return;
     this.imagesOpened.set(image, true);
     const { logger } = this.options;
-    (async () => {
+    const task = (async () => {
       const listed = await this.tocDigests.layers(request.ref, request.manifestDigest).catch((err: unknown) => this.reportRegistryError(err, request.ref, request.manifestDigest ?? ''));
       const layers = listed.filter((layer) => layer.tocDigest !== undefined);
       const queue = layers.map((layer): RemoteLayerRef => ({
         ref: request.ref, digest: layer.digest, tocDigest: layer.tocDigest!, ...(layer.size !== undefined ? { size: layer.size } : {}),
       }));
       const worker = async (): Promise<void> => {
-        for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        for (let next = queue.shift(); next !== undefined && !this.closing; next = queue.shift()) {
           const layerRef = next;
           if (this.poisoned.has(layerIdentity(layerRef).key)) continue;
           await this.open(layerRef)
@@ -175,6 +179,9 @@ export class EstargzMounter implements RemoteMounter {
       };
       await Promise.all(Array.from({ length: Math.min(IMAGE_OPEN_CONCURRENCY, queue.length) }, worker));
     })().catch((err: unknown) => logger.debug({ err, ref: request.ref }, 'listing the image\'s layers ahead of their Prepares failed'));
+    // close() waits for it: a mount it makes after shutdown began must still be taken down.
+    this.openingAhead.add(task);
+    void task.finally(() => this.openingAhead.delete(task));
   }
 
   async acquire(layerRef: RemoteLayerRef): Promise<string> {
@@ -202,7 +209,7 @@ export class EstargzMounter implements RemoteMounter {
   private async premount(layerRef: RemoteLayerRef): Promise<void> {
     const identity = layerIdentity(layerRef);
     await this.unmounting.withLock(identity.key, async () => {
-      if (this.mounted.has(identity.key) || this.poisoned.has(identity.key)) return;
+      if (this.closing || this.mounted.has(identity.key) || this.poisoned.has(identity.key)) return;
       const entry = await this.mountLayer(layerRef, identity.key, join(this.options.mountRoot, identity.dirName));
       this.mounted.set(identity.key, entry);
       setTimeout(() => {
@@ -290,6 +297,9 @@ export class EstargzMounter implements RemoteMounter {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    // Opens and mounts ahead of their Prepares stop at their next layer; what they mounted meanwhile is unmounted below.
+    await Promise.all([...this.openingAhead]);
     for (const [key, entry] of [...this.mounted.entries()]) {
       this.mounted.delete(key);
       await entry.mount.unmount().catch((err: unknown) => this.options.logger.error({ err, layer: key }, 'unmount at shutdown failed'));

@@ -90,4 +90,25 @@ describe('setting up an image at its first Prepare', () => {
       await registryClient.close();
     }
   });
+  it('leaves nothing mounted when it is closed while an image is still being set up', async () => {
+    const mountRoot = join(work, 'layers-closing');
+    const cache = await ChunkCache.open({ memoryBytes: 16 << 20, logger });
+    const registryClient = new RegistryClient();
+    const mounter = new EstargzMounter({
+      registry: registryClient, mountRoot, cache, tocCacheDir: join(work, 'tocs-closing'), logger, metrics: new Registry(),
+      allowUnverified: false, fetchTimeoutMs: 10_000, prefetch: false, backgroundFetch: false, backgroundFetchConcurrency: 1,
+    });
+    try {
+      // The first layer's Prepare starts opening and mounting the other three; shutdown comes before they are done.
+      const first = await mounter.resolve({ protocol: 'remote-snapshot', ref, layerDigest: layers[0]!.digest });
+      assert.ok(first);
+    } finally {
+      await mounter.close();
+      await registryClient.close();
+    }
+    // Whatever the set-up still mounted after close() began was taken down by it; nothing comes later.
+    assert.equal(await fuseMountsUnder(mountRoot), 0, 'no FUSE mount outlives the mounter');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(await fuseMountsUnder(mountRoot), 0, 'no FUSE mount appears after close()');
+  });
 });
