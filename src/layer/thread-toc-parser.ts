@@ -73,6 +73,7 @@ export class ThreadTocParser implements TocParser {
     if (request.json.byteLength >= INLINE_FROM_JSON_BYTES) return inlineTocParser.parse(request);
     // A retired worker's heap is freed only once it has terminated: never hold two big heaps at once.
     if (this.retiring) await this.retiring;
+    if (this.closed) throw new LayerError('TOC parser closed');
     const worker = (this.worker ??= this.start());
     const id = this.nextId++;
     const message: ParseMessage = {
