@@ -18,7 +18,7 @@ export { encodeFooter, encodeLegacyFooter, parseFooter, type Footer, type Footer
 export { encodeTocJson, encodeTocMember, extractTocJson, type TocEntryJson, type TocEntryType, type TocJson, type TocJsonBytes } from './toc.js';
 export { DEFAULT_TOC_LIMITS, type TocLimits } from './validate.js';
 export { TocIndex, chunksForRange, type FileChunk, type Landmark, type TocNode, type TocNodeType } from './toc-index.js';
-export { TocTable } from './toc-table.js';
+export { TocTable, findSortedEntry } from './toc-table.js';
 export { inflateChunk, verifyChunk } from './chunk.js';
 export { openEstargz, parseTocIndex, readTocIndex, type BlobRangeReader, type ParseTocOptions, type ReadTocOptions } from './reader.js';
 export { buildEstargz, writeEstargz, type EstargzBuildResult, type EstargzWriterOptions } from './writer.js';

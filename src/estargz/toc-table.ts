@@ -113,6 +113,24 @@ export interface TocTableInit {
   stringBytes: number;
 }
 
+/**
+ * Binary search of one directory's entries: `sorted[start, start + count)`
+ * lists entry numbers in `names` order (JS string order). Returns the entry
+ * number called `name`, or -1.
+ */
+export function findSortedEntry(names: readonly string[], sorted: Uint32Array, start: number, count: number, name: string): number {
+  let lo = start;
+  let hi = start + count;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const candidate = names[sorted[mid]!]!;
+    if (candidate === name) return sorted[mid]!;
+    if (candidate < name) lo = mid + 1;
+    else hi = mid;
+  }
+  return -1;
+}
+
 /** Rough V8 cost of a sparse map entry (hash table slots and the boxed value). */
 const MAP_ENTRY_BYTES = 64;
 
@@ -167,18 +185,7 @@ export class TocTable {
 
   /** The dirent of `dir` called `name`, or -1: a binary search over the directory's sorted entries. */
   findDirent(dir: number, name: string): number {
-    const { sorted } = this.dirents;
-    const names = this.dirents.name;
-    let lo = this.nodes.direntStart[dir]!;
-    let hi = lo + this.nodes.direntCount[dir]!;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const candidate = names[sorted[mid]!]!;
-      if (candidate === name) return sorted[mid]!;
-      if (candidate < name) lo = mid + 1;
-      else hi = mid;
-    }
-    return -1;
+    return findSortedEntry(this.dirents.name, this.dirents.sorted, this.nodes.direntStart[dir]!, this.nodes.direntCount[dir]!, name);
   }
 
   /** The node `name` names in directory `dir`, or -1. */

@@ -16,7 +16,7 @@
  * holds its own directory listings (what is visible, under which name) in typed
  * arrays over the index's tables, and makes an FsNode when one is looked up.
  */
-import { NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME, type TocIndex, type TocNode, type TocTable } from '../estargz/index.js';
+import { NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME, findSortedEntry, type TocIndex, type TocNode, type TocTable } from '../estargz/index.js';
 import type { FsNode, NodeType } from '../fuse/types.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
@@ -200,17 +200,7 @@ export class FsTree {
   }
 
   private findEntry(dir: number, name: string): number {
-    const { sorted, entryName } = this;
-    let lo = this.start[dir]!;
-    let hi = lo + this.count[dir]!;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const candidate = entryName[sorted[mid]!]!;
-      if (candidate === name) return sorted[mid]!;
-      if (candidate < name) lo = mid + 1;
-      else hi = mid;
-    }
-    return -1;
+    return findSortedEntry(this.entryName, this.sorted, this.start[dir]!, this.count[dir]!, name);
   }
 
   static fromIndex(index: TocIndex): FsTree {
