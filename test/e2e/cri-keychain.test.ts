@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
 import { startDaemon, type DaemonInstance } from '../harness/daemon.js';
-import { startContainerd, type ContainerdInstance } from '../harness/containerd.js';
+import { criLazysnapConfig, startContainerd, type ContainerdInstance } from '../harness/containerd.js';
 import { startRegistry, type RegistryInstance } from '../harness/registry.js';
 import { blobRequests } from '../harness/registry-log.js';
 import { assertChecksums, checksumCommand, pushTestImages, type TestImages } from '../harness/estargz-image.js';
@@ -106,13 +106,7 @@ before(async () => {
   containerd = await startContainerd(work, {
     lazysnapSocket: daemon.socket,
     enableCri: true,
-    extraConfig: [
-      '[plugins."io.containerd.grpc.v1.cri".containerd]',
-      '  snapshotter = "lazysnap"',
-      '  disable_snapshot_annotations = false',
-      `[plugins."io.containerd.grpc.v1.cri".registry.mirrors."${registry.host}"]`,
-      `  endpoint = ["http://${registry.host}"]`,
-    ].join('\n'),
+    extraConfig: criLazysnapConfig(registry.host),
   });
   assert.equal(containerd.socket, containerdSocket);
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startDaemon, type DaemonInstance } from '../harness/daemon.js';
-import { startContainerd, type ContainerdInstance } from '../harness/containerd.js';
+import { criLazysnapConfig, startContainerd, type ContainerdInstance } from '../harness/containerd.js';
 import { startRegistry, type RegistryInstance } from '../harness/registry.js';
 import { blobRequests } from '../harness/registry-log.js';
 import { assertChecksums, checksumCommand, pushTestImages, type TestImages } from '../harness/estargz-image.js';
@@ -32,13 +32,7 @@ before(async () => {
   containerd = await startContainerd(work, {
     lazysnapSocket: daemon.socket,
     enableCri: true,
-    extraConfig: [
-      '[plugins."io.containerd.grpc.v1.cri".containerd]',
-      '  snapshotter = "lazysnap"',
-      '  disable_snapshot_annotations = false',
-      `[plugins."io.containerd.grpc.v1.cri".registry.mirrors."${registry.host}"]`,
-      `  endpoint = ["http://${registry.host}"]`,
-    ].join('\n'),
+    extraConfig: criLazysnapConfig(registry.host),
   });
 });
 

@@ -16,6 +16,7 @@ import { assertChecksums, checksumCommand, pushTestImages, type TestImages } fro
 import { lazysnapCli } from '../harness/lazysnap-cli.js';
 import { freePort, makeTempDir, removeTree, waitUntil } from '../harness/process.js';
 import { startRegistry, type RegistryInstance } from '../harness/registry.js';
+import { parsePrometheusText } from '../harness/prometheus.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import { REMOTE_SNAPSHOT_DIGEST, REMOTE_SNAPSHOT_REF } from '../../src/containerd/labels.js';
 
@@ -64,14 +65,7 @@ async function statusJson(): Promise<DaemonStatus> {
 
 /** Prometheus text → value of the series whose name and labels are given exactly as printed. */
 async function scrape(): Promise<Map<string, number>> {
-  const text = await (await fetch(metricsUrl)).text();
-  const series = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const space = line.lastIndexOf(' ');
-    series.set(line.slice(0, space), Number(line.slice(space + 1)));
-  }
-  return series;
+  return parsePrometheusText(await (await fetch(metricsUrl)).text());
 }
 
 function value(series: Map<string, number>, name: string): number {

@@ -28,6 +28,21 @@ export interface ContainerdOptions {
   enableCri?: boolean;
 }
 
+/**
+ * CRI settings for lazy pulls through lazysnap, as a Kubernetes node has
+ * them: lazysnap is CRI's snapshotter, the remote-snapshot labels are on, and
+ * the test registry (plain HTTP) is its own mirror. For `extraConfig`.
+ */
+export function criLazysnapConfig(registryHost: string): string {
+  return [
+    '[plugins."io.containerd.grpc.v1.cri".containerd]',
+    '  snapshotter = "lazysnap"',
+    '  disable_snapshot_annotations = false',
+    `[plugins."io.containerd.grpc.v1.cri".registry.mirrors."${registryHost}"]`,
+    `  endpoint = ["http://${registryHost}"]`,
+  ].join('\n');
+}
+
 export async function startContainerd(workDir: string, options: ContainerdOptions = {}): Promise<ContainerdInstance> {
   const base = join(workDir, 'containerd');
   const root = join(base, 'root');

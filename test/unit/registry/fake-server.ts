@@ -3,6 +3,7 @@
 // tests can check what the client sent, not only what it returned.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { MediaType } from '../../../src/registry/index.js';
 
 export interface RecordedRequest {
   method: string;
@@ -78,4 +79,16 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 
 export function sendError(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
   sendJson(res, status, { errors: [{ code, message }] }, headers);
+}
+
+/** A Docker schema 2 manifest (as served bytes) whose one layer is `blob`, with a made-up config digest. */
+export function oneLayerManifest(blob: Buffer, blobDigest: string): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.DockerManifest,
+      config: { mediaType: MediaType.DockerConfig, digest: `sha256:${'c'.repeat(64)}`, size: 3 },
+      layers: [{ mediaType: MediaType.DockerLayerGzip, digest: blobDigest, size: blob.length }],
+    }),
+  );
 }

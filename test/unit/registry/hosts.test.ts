@@ -19,18 +19,11 @@ import {
   parseHostsFile,
   proxySettingsFromEnv,
 } from '../../../src/registry/index.js';
-import { FakeServer, sendError } from './fake-server.js';
+import { FakeServer, oneLayerManifest, sendError } from './fake-server.js';
 
 const blob = Buffer.from(Array.from({ length: 4000 }, (_, i) => i % 253));
 const blobDigest = digestOf(blob);
-const manifestRaw = Buffer.from(
-  JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MediaType.DockerManifest,
-    config: { mediaType: MediaType.DockerConfig, digest: `sha256:${'c'.repeat(64)}`, size: 3 },
-    layers: [{ mediaType: MediaType.DockerLayerGzip, digest: blobDigest, size: blob.length }],
-  }),
-);
+const manifestRaw = oneLayerManifest(blob, blobDigest);
 
 /** A registry serving one manifest (tag `t`) and one blob under `apiRoot`; `missing` makes it a mirror that has nothing. */
 function registryHandler(apiRoot = '/v2', missing = false) {

@@ -16,19 +16,12 @@ import {
   digestOf,
   type Logger,
 } from '../../../src/registry/index.js';
-import { FakeServer, sendError } from './fake-server.js';
+import { FakeServer, oneLayerManifest, sendError } from './fake-server.js';
 
 const fastRetry = { baseDelayMs: 5, maxDelayMs: 20, maxAttempts: 4 };
 const blob = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
 const blobDigest = digestOf(blob);
-const manifestRaw = Buffer.from(
-  JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MediaType.DockerManifest,
-    config: { mediaType: MediaType.DockerConfig, digest: `sha256:${'c'.repeat(64)}`, size: 3 },
-    layers: [{ mediaType: MediaType.DockerLayerGzip, digest: blobDigest, size: blob.length }],
-  }),
-);
+const manifestRaw = oneLayerManifest(blob, blobDigest);
 
 class RecordingLogger implements Logger {
   readonly lines: Array<{ level: string; obj: object; msg: string | undefined }> = [];

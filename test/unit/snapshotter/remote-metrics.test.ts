@@ -6,16 +6,8 @@ import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import type { ChunkCacheStats } from '../../../src/layer/index.js';
 import { RemoteMetrics, type RemoteLayerStatus } from '../../../src/snapshotter/index.js';
+import { parsePrometheusText } from '../../harness/prometheus.js';
 
-function parse(text: string): Map<string, number> {
-  const series = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const space = line.lastIndexOf(' ');
-    series.set(line.slice(0, space), Number(line.slice(space + 1)));
-  }
-  return series;
-}
 
 const layer = (over: Partial<RemoteLayerStatus>): RemoteLayerStatus => ({
   ref: 'r/x:1', digest: 'sha256:a', tocDigest: 'sha256:t', references: 1, chunkBytes: 100, cachedBytes: 0, fetchedBytes: 0, backgroundFetch: 'not-started', ...over,
@@ -28,7 +20,7 @@ describe('remote metrics', () => {
     metrics.observeFetch({ ref: 'r', digest: 'd', kind: 'range', outcome: 'ok', bytes: 1000, seconds: 0.02 });
     metrics.observeFetch({ ref: 'r', digest: 'd', kind: 'range', outcome: 'ok', bytes: 24, seconds: 0.2 });
     metrics.observeFetch({ ref: 'r', digest: 'd', kind: 'tail', outcome: 'error', bytes: 0, seconds: 30 });
-    const series = parse(await registry.metrics());
+    const series = parsePrometheusText(await registry.metrics());
     assert.equal(series.get('lazysnap_registry_requests_total{kind="range",outcome="ok"}'), 2);
     assert.equal(series.get('lazysnap_registry_requests_total{kind="tail",outcome="error"}'), 1);
     assert.equal(series.get('lazysnap_registry_received_bytes_total'), 1024);
@@ -43,7 +35,7 @@ describe('remote metrics', () => {
     metrics.observeFuse('read', 0.5, -5);
     metrics.observeFuse('getattr', 0.00001, -2);
     metrics.observeFuse('getattr', 0.00001, 0);
-    const series = parse(await registry.metrics());
+    const series = parsePrometheusText(await registry.metrics());
     assert.equal(series.get('lazysnap_fuse_operation_seconds_count{operation="read"}'), 2);
     assert.equal(series.get('lazysnap_fuse_operation_seconds_count{operation="getattr"}'), 2);
     assert.equal(series.get('lazysnap_fuse_operation_errors_total{operation="read",errno="EIO"}'), 1);
@@ -59,7 +51,7 @@ describe('remote metrics', () => {
       layer({ digest: 'sha256:c', chunkBytes: 50, cachedBytes: 0, references: 0 }),
     ];
     new RemoteMetrics(registry, { layers: () => layers, chunkCache: () => cache });
-    let series = parse(await registry.metrics());
+    let series = parsePrometheusText(await registry.metrics());
     assert.equal(series.get('lazysnap_chunk_cache_lookups_total{tier="memory"}'), 5);
     assert.equal(series.get('lazysnap_chunk_cache_lookups_total{tier="disk"}'), 2);
     assert.equal(series.get('lazysnap_chunk_cache_lookups_total{tier="registry"}'), 3);
@@ -75,7 +67,7 @@ describe('remote metrics', () => {
     assert.equal(series.get('lazysnap_remote_layer_cached_bytes'), 130);
     // Counters follow the cache's own, which only grow.
     cache = { ...cache, memoryHits: 9 };
-    series = parse(await registry.metrics());
+    series = parsePrometheusText(await registry.metrics());
     assert.equal(series.get('lazysnap_chunk_cache_lookups_total{tier="memory"}'), 9);
   });
 });
