@@ -138,7 +138,7 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
       content,
       progress,
       concurrency: options.concurrency ?? 3,
-      flights: deps.flights ?? new SingleFlight<number>(),
+      flights,
     });
     phase('fetch');
     await unpackLayers({ ref: refString, layers: toApply, snapshots, diff: new DiffService(connection), progress });
