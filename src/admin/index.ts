@@ -5,8 +5,8 @@
  * node:http.
  */
 export { AdminServer, adminSocketPath, type AdminRoutes } from './admin-server.js';
-export { RecentErrors, type RecentError } from './recent-errors.js';
-export { StatusCollector, type StatusSources } from './status-collector.js';
+export { RecentErrors, registryErrorsReport, type RecentError, type RegistryErrorsReport } from './recent-errors.js';
+export { StatusCollector, type RemoteStateReport, type StatusSources } from './status-collector.js';
 export { AdminRequestError, fetchStatus } from './status-client.js';
 export { formatStatus } from './status-text.js';
-export type { DaemonStatus, LayerStatus, CacheTierStatus } from './status-model.js';
+export type { DaemonStatus, FuseManagerStatus, LayerStatus, CacheTierStatus } from './status-model.js';

@@ -43,3 +43,18 @@ export class RecentErrors {
     return this.total;
   }
 }
+
+/** What `lazysnap status` shows of the recent failures. */
+export interface RegistryErrorsReport {
+  windowSeconds: number;
+  /** Failures inside the window (the list may hold fewer: it is a bounded ring). */
+  inWindow: number;
+  /** Since the process that made the requests started. */
+  total: number;
+  recent: RecentError[];
+}
+
+export function registryErrorsReport(errors: RecentErrors): RegistryErrorsReport {
+  const recent = errors.recent();
+  return { windowSeconds: Math.round(errors.windowMs / 1000), inWindow: recent.inWindow, total: errors.count, recent: recent.errors };
+}

@@ -8,8 +8,15 @@ import { join } from 'node:path';
 import { REMOTE_SNAPSHOT } from '../containerd/labels.js';
 import type { ChunkCacheStats } from '../layer/index.js';
 import { Kind, type RemoteLayerStatus, type SnapshotInfo } from '../snapshotter/index.js';
-import type { RecentErrors } from './recent-errors.js';
-import { percentOf, type DaemonStatus, type LayerStatus } from './status-model.js';
+import type { RegistryErrorsReport } from './recent-errors.js';
+import { percentOf, type DaemonStatus, type FuseManagerStatus, type LayerStatus } from './status-model.js';
+
+/** The remote side's figures, read in this process or asked of the FUSE manager. */
+export interface RemoteStateReport {
+  layers: RemoteLayerStatus[];
+  chunkCache: ChunkCacheStats;
+  registryErrors: RegistryErrorsReport;
+}
 
 export interface StatusSources {
   version: string;
@@ -21,22 +28,25 @@ export interface StatusSources {
   snapshots(): SnapshotInfo[];
   /** Absent when remote layers are off. */
   remote?: {
-    layers(): RemoteLayerStatus[];
-    chunkCache(): ChunkCacheStats;
+    state(): Promise<RemoteStateReport>;
     memoryLimitBytes: number;
     diskLimitBytes: number;
     tocCacheDir: string;
   };
-  registryErrors: RecentErrors;
+  /** Present when a FUSE manager serves the mounts. */
+  fuseManager?: () => Promise<FuseManagerStatus>;
 }
+
+const NO_REGISTRY_ERRORS: RegistryErrorsReport = { windowSeconds: 600, inWindow: 0, total: 0, recent: [] };
 
 export class StatusCollector {
   constructor(private readonly sources: StatusSources) {}
 
   async collect(): Promise<DaemonStatus> {
     const { sources } = this;
-    const layers = (sources.remote?.layers() ?? []).map(toLayerStatus);
-    const errors = sources.registryErrors.recent();
+    const state = await sources.remote?.state();
+    const layers = (state?.layers ?? []).map(toLayerStatus);
+    const fuseManager = await sources.fuseManager?.();
     return {
       version: sources.version,
       pid: process.pid,
@@ -48,23 +58,18 @@ export class StatusCollector {
       snapshots: countSnapshots(sources.snapshots()),
       remote: { enabled: sources.remote !== undefined, layers },
       mounts: layers.flatMap((layer) => (layer.mountpoint !== undefined ? [{ mountpoint: layer.mountpoint, digest: layer.digest, references: layer.references }] : [])),
-      caches: await this.caches(),
-      registryErrors: {
-        windowSeconds: Math.round(sources.registryErrors.windowMs / 1000),
-        inWindow: errors.inWindow,
-        total: sources.registryErrors.count,
-        recent: errors.errors,
-      },
+      caches: await this.caches(state?.chunkCache),
+      registryErrors: state?.registryErrors ?? NO_REGISTRY_ERRORS,
+      ...(fuseManager !== undefined ? { fuseManager } : {}),
     };
   }
 
-  private async caches(): Promise<DaemonStatus['caches']> {
+  private async caches(stats: ChunkCacheStats | undefined): Promise<DaemonStatus['caches']> {
     const remote = this.sources.remote;
-    if (remote === undefined) {
+    if (remote === undefined || stats === undefined) {
       const off = { bytes: 0, entries: 0, limitBytes: 0, hits: 0 };
       return { memory: off, disk: off, misses: 0, hitRatio: null, toc: { files: 0, bytes: 0 } };
     }
-    const stats = remote.chunkCache();
     const lookups = stats.memoryHits + stats.diskHits + stats.misses;
     return {
       memory: { bytes: stats.memoryBytes, entries: stats.memoryEntries, limitBytes: remote.memoryLimitBytes, hits: stats.memoryHits },

@@ -4,7 +4,7 @@
  * must not pay for lmdb, FUSE or prom-client.
  */
 import type { BackgroundFetchState } from '../layer/index.js';
-import type { RecentError } from './recent-errors.js';
+import type { RegistryErrorsReport } from './recent-errors.js';
 
 export interface LayerStatus {
   ref: string;
@@ -59,14 +59,24 @@ export interface DaemonStatus {
     hitRatio: number | null;
     toc: { files: number; bytes: number };
   };
-  registryErrors: {
-    windowSeconds: number;
-    /** Failures inside the window (the list may hold fewer: it is a bounded ring). */
-    inWindow: number;
-    /** Since the daemon started. */
-    total: number;
-    recent: RecentError[];
-  };
+  registryErrors: RegistryErrorsReport;
+  /** The process serving the FUSE mounts, when it is not the daemon itself. */
+  fuseManager?: FuseManagerStatus;
+}
+
+export interface FuseManagerStatus {
+  /** The daemon has a connection to it right now. */
+  connected: boolean;
+  pid?: number;
+  version?: string;
+  startedAt?: string;
+  socket: string;
+  /** FUSE mounts it serves. */
+  mounts?: number;
+  /** Times the daemon found a new manager instance after losing one (its mounts were made again). */
+  restarts: number;
+  /** Why it cannot be reached, when it cannot. */
+  error?: string;
 }
 
 export function percentOf(part: number, whole: number): number {

@@ -11,6 +11,7 @@ export function formatStatus(status: DaemonStatus): string {
   lines.push('');
   lines.push(...layerLines(status));
   lines.push('');
+  lines.push(fuseManagerLine(status));
   lines.push(`FUSE mounts: ${status.mounts.length}`);
   for (const mount of status.mounts) lines.push(`  ${mount.mountpoint}  ${shortDigest(mount.digest)}  ${plural(mount.references, 'snapshot')}`);
   lines.push('');
@@ -37,6 +38,14 @@ function layerLines(status: DaemonStatus): string[] {
     String(layer.references),
   ]);
   return [head, ...table(['DIGEST', 'REF', 'SIZE', 'CACHED', '%', 'FETCHED', 'BACKGROUND FETCH', 'REFS'], rows, new Set([2, 3, 4, 5, 7]))];
+}
+
+function fuseManagerLine(status: DaemonStatus): string {
+  const m = status.fuseManager;
+  if (m === undefined) return 'FUSE served by: the daemon itself ([fuse_manager] enable = false)';
+  const restarts = `${plural(m.restarts, 'restart')} seen`;
+  if (!m.connected) return `FUSE manager: NOT CONNECTED (${m.socket})${m.error !== undefined ? `: ${m.error}` : ''}; ${restarts}`;
+  return `FUSE manager: pid ${m.pid ?? '?'}  version ${m.version ?? '?'}  since ${m.startedAt ?? '?'}  ${plural(m.mounts ?? 0, 'mount')}  ${restarts}  socket ${m.socket}`;
 }
 
 function cacheLines(status: DaemonStatus): string[] {

@@ -19,8 +19,21 @@ program
   .addOption(new Option('--log-level <level>', `log level (default ${DEFAULT_CONFIG.logLevel})`).choices(LOG_LEVELS as string[]))
   .addOption(new Option('--log-format <format>', 'log line format: text when stderr is a terminal, else JSON (default auto)').choices(LOG_FORMATS as string[]))
   .option('--metrics-address <host:port>', 'serve Prometheus metrics on this address')
+  .option('--fuse-manager', 'serve the FUSE mounts from a separate process that outlives the daemon (default; [fuse_manager] enable)')
+  .option('--no-fuse-manager', 'serve the FUSE mounts from the daemon itself: they end when it does')
   .action(async (flags) => {
     await runToCompletion('serve', async () => (await import('./serve.js')).serve(flags));
+  });
+
+program
+  .command('fuse-manager')
+  .description("serve the FUSE mounts of lazy layers for the daemon, from a process that outlives it (the daemon starts one when none runs)")
+  .option('--root <dir>', `state directory, the daemon's (default ${DEFAULT_CONFIG.root})`)
+  .option('--config <file>', 'TOML config file, the daemon\'s (default /etc/lazysnap/config.toml if present)')
+  .addOption(new Option('--log-level <level>', `log level (default ${DEFAULT_CONFIG.logLevel})`).choices(LOG_LEVELS as string[]))
+  .addOption(new Option('--log-format <format>', 'log line format: text when stderr is a terminal, else JSON (default auto)').choices(LOG_FORMATS as string[]))
+  .action(async (flags) => {
+    await runToCompletion('fuse-manager', async () => (await import('./fuse-manager.js')).fuseManager(flags));
   });
 
 program

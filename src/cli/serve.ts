@@ -3,21 +3,17 @@
  * here and passed in; nothing below reaches for globals.
  */
 import { createServer, type Server } from 'node:http';
-import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { loadConfigWithSource, parseListenAddress, type LazysnapConfig } from '../config/index.js';
-import { AdminServer, RecentErrors, StatusCollector, adminSocketPath, type StatusSources } from '../admin/index.js';
-import { ChunkCache, ThreadTocParser, type FetchEvent } from '../layer/index.js';
-import { ChainedCredentials, DockerConfigCredentials, RegistryClient, type CredentialsSource } from '../registry/index.js';
-import { CriKeychain, ImageServiceProxy, imageServiceDefinition } from '../cri/index.js';
-import { registryOptions } from './registry-options.js';
-import { EstargzMounter } from '../snapshotter/remote/estargz-mounter.js';
+import { AdminServer, RecentErrors, StatusCollector, adminSocketPath, type FuseManagerStatus, type StatusSources } from '../admin/index.js';
+import { CriKeychain, ImageServiceProxy, imageServiceDefinition, type CredentialsKeeper } from '../cri/index.js';
+import { ManagedMounter, forwardingKeychain, managerSocketPath, registerManagerMetrics, startManagerProcess } from '../fusemanager/index.js';
+import type { RemoteMounter } from '../snapshotter/remote/remote-mounter.js';
+import { createRemoteParts, makePrivateCacheDirectories, tocCacheDirectory } from './remote-parts.js';
 import {
   MetadataStore,
-  RemoteMetrics,
-  type RemoteLayerStatus,
   Snapshotter,
   SnapshotterMetrics,
   SnapshotsServer,
@@ -31,6 +27,7 @@ import { levelName, resolveLogFormat } from './log-format.js';
 import { LogSink } from './log-sink.js';
 import { notifierFromEnvironment } from './systemd-notify.js';
 import { packageVersion } from './version.js';
+import { NotRootError } from './not-root.js';
 
 export interface ServeFlags {
   address?: string;
@@ -39,6 +36,8 @@ export interface ServeFlags {
   logLevel?: string;
   logFormat?: string;
   metricsAddress?: string;
+  /** --fuse-manager / --no-fuse-manager */
+  fuseManager?: boolean;
 }
 
 /** How long in-flight calls may run after SIGTERM before they are cut off. */
@@ -48,28 +47,22 @@ const SHUTDOWN_DEADLINE_MS = CALL_GRACE_MS + 5_000;
 /** How long the last log lines may take to reach a slow reader before the process exits anyway. */
 const LOG_DRAIN_MS = 1_000;
 
-export class NotRootError extends Error {
-  constructor(euid: number) {
-    super(`lazysnap serve must run as root (it mounts overlay and FUSE filesystems and keeps image content private to root); running as uid ${euid}`);
-    this.name = 'NotRootError';
-  }
-}
-
 export async function serve(flags: ServeFlags): Promise<void> {
   const euid = process.geteuid?.() ?? 0;
-  if (euid !== 0) throw new NotRootError(euid);
+  if (euid !== 0) throw new NotRootError('serve', euid);
   const { config, file } = await loadConfigWithSource(flags.config, {
     address: flags.address,
     root: flags.root,
     logLevel: flags.logLevel as LazysnapConfig['logLevel'] | undefined,
     logFormat: flags.logFormat as LazysnapConfig['logFormat'] | undefined,
     metricsAddress: flags.metricsAddress,
+    ...(flags.fuseManager !== undefined ? { fuseManager: { enable: flags.fuseManager } } : {}),
   });
   const logSink = new LogSink(2, undefined, resolveLogFormat(config.logFormat, process.stderr.isTTY === true));
   const logger = pino({ level: config.logLevel, base: { service: 'lazysnap' }, formatters: { level: (label) => ({ level: levelName(label) }) } }, logSink);
   const version = packageVersion();
   const configSource = file ?? 'defaults';
-  const daemon = await startDaemon(config, logger, { version, config: configSource });
+  const daemon = await startDaemon(config, logger, { version, config: configSource, configFile: file, cliPath: process.argv[1] });
   logger.info({ version, config: configSource, settings: config, address: config.address, admin: daemon.adminSocket, root: config.root }, 'lazysnap snapshotter serving');
   // After the socket listens, never before: containerd.service is ordered after this readiness.
   const notifier = notifierFromEnvironment(process.env, process.pid);
@@ -107,11 +100,15 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
-/** What the daemon says about itself in `lazysnap status`. */
+/** What the daemon says about itself in `lazysnap status`, and how it starts a FUSE manager like itself. */
 export interface DaemonIdentity {
   version: string;
   /** The config file read, or "defaults". */
   config: string;
+  /** The config file read (undefined: the defaults), passed on to a FUSE manager it starts. */
+  configFile?: string | undefined;
+  /** The `lazysnap` entry point a FUSE manager is started from; default: this process's. */
+  cliPath?: string | undefined;
 }
 
 type Undo = () => Promise<void> | void;
@@ -140,8 +137,7 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger, identi
     const store = MetadataStore.open(join(config.root, 'metadata.lmdb'), (op, seconds) => metrics.observeLockHold(op, seconds));
     undo.push(() => store.close());
     const keychain = config.criKeychain.enableKeychain ? new CriKeychain() : undefined;
-    const registryErrors = new RecentErrors();
-    const remote = config.remote.enabled ? await createRemoteMounter(config, logger, metricsRegistry, keychain, registryErrors) : undefined;
+    const remote = config.remote.enabled ? await openRemote(config, logger, metricsRegistry, keychain, identity) : undefined;
     if (remote) undo.push(() => remote.close());
     const snapshotter = await Snapshotter.open({
       root: config.root,
@@ -152,7 +148,7 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger, identi
     });
     const server = new SnapshotsServer(createSnapshotsService(snapshotter, logger.child({ component: 'grpc' }), metrics));
     if (keychain) {
-      const proxy = new ImageServiceProxy({ upstreamSocket: config.criKeychain.imageServicePath, keychain, logger: logger.child({ component: 'cri' }) });
+      const proxy = new ImageServiceProxy({ upstreamSocket: config.criKeychain.imageServicePath, keychain: remote?.keychain ?? keychain, logger: logger.child({ component: 'cri' }) });
       server.addService(imageServiceDefinition(), proxy.implementation());
       // Closed after the server's shutdown below (undo runs in reverse), so calls in flight still reach containerd.
       undo.push(() => proxy.close());
@@ -167,12 +163,12 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger, identi
       startedAt,
       snapshots: () => store.infos(),
       ...(remote ? { remote: remote.status } : {}),
-      registryErrors,
+      ...(remote?.fuseManager ? { fuseManager: remote.fuseManager } : {}),
     });
     const admin = await AdminServer.listen(adminSocket, { status: () => status.collect() });
     undo.push(() => admin.close());
     if (config.metricsAddress) {
-      const metricsServer = await serveMetrics(config.metricsAddress, metricsRegistry);
+      const metricsServer = await serveMetrics(config.metricsAddress, metricsRegistry, remote?.metricsText);
       undo.push(
         () =>
           new Promise<void>((resolve) => {
@@ -208,17 +204,6 @@ async function undoAll(undo: Undo[]): Promise<unknown[]> {
   return failures;
 }
 
-/**
- * ROOT/cache holds image content (chunks, TOCs), so it is root's alone even
- * when it was created by an older version or by hand with looser modes.
- */
-async function makePrivateCacheDirectories(root: string): Promise<void> {
-  for (const dir of [join(root, 'cache'), join(root, 'cache', 'chunks'), join(root, 'cache', 'tocs')]) {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await chmod(dir, 0o700);
-  }
-}
-
 /** Thrown before anything starts: forwarding the CRI image service to our own socket would loop. */
 export class KeychainConfigError extends Error {
   constructor(message: string) {
@@ -233,79 +218,59 @@ function checkKeychainConfig(config: LazysnapConfig): void {
   }
 }
 
-interface RemoteParts {
-  mounter: EstargzMounter;
-  /** What `lazysnap status` reads of the remote side. */
+/** The remote side as the daemon uses it: in this process, or a FUSE manager's. */
+interface DaemonRemote {
+  mounter: RemoteMounter;
   status: NonNullable<StatusSources['remote']>;
+  /** Present when a FUSE manager serves the mounts. */
+  fuseManager?: () => Promise<FuseManagerStatus>;
+  /** Where the CRI proxy keeps credentials, when not the daemon's own keychain alone. */
+  keychain?: CredentialsKeeper;
+  /** Metrics of another process, served after the daemon's own. */
+  metricsText?: () => Promise<string>;
   close(): Promise<void>;
 }
 
+/** A unix socket path is at most 107 bytes on Linux. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+export class FuseManagerSocketError extends Error {
+  constructor(readonly socket: string) {
+    super(`the FUSE manager's socket ${socket} is longer than ${MAX_SOCKET_PATH_BYTES} bytes: choose a shorter root, or set [fuse_manager] enable = false`);
+    this.name = 'FuseManagerSocketError';
+  }
+}
+
 /**
- * Registry client, chunk cache and the eStargz mounter, all rooted in
- * config.root, with their metrics; failed registry requests also go to
- * registryErrors (for `lazysnap status`).
+ * With `[fuse_manager] enable` the mounts, registry reads and caches live in
+ * the FUSE manager (started here when none runs) and outlive this process;
+ * without it they are built here and end with it.
  */
-async function createRemoteMounter(config: LazysnapConfig, logger: Logger, metrics: Registry, keychain: CriKeychain | undefined, registryErrors: RecentErrors): Promise<RemoteParts> {
-  const log = logger.child({ component: 'remote' });
-  const dockerConfig = new DockerConfigCredentials({ onWarning: (message: string) => log.warn(message) });
-  // A pod's pull secret is more specific than the node's docker config, so it is asked first.
-  const credentials: CredentialsSource = keychain ? new ChainedCredentials([keychain, dockerConfig]) : dockerConfig;
-  const registry = new RegistryClient({
-    ...registryOptions(config, log),
-    credentials,
-    logger: log,
-  });
-  // Created private by makePrivateCacheDirectories.
-  const cacheDir = join(config.root, 'cache');
-  const cache = await ChunkCache.open({
-    memoryBytes: config.remote.memoryCacheMiB * 1024 * 1024,
-    diskDir: join(cacheDir, 'chunks'),
-    diskBytes: config.remote.diskCacheMiB * 1024 * 1024,
-    logger: log,
-  });
-  const tocParser = new ThreadTocParser({ logger: log });
-  // The gauges are read at scrape time, after `mounter` exists.
-  const remoteMetrics: RemoteMetrics = new RemoteMetrics(metrics, { layers: (): RemoteLayerStatus[] => mounter.layerStatuses(), chunkCache: () => cache.stats() });
-  const observeFetch = (event: FetchEvent): void => {
-    remoteMetrics.observeFetch(event);
-    if (event.outcome === 'error') {
-      registryErrors.record({ ref: event.ref, digest: event.digest, kind: event.kind, message: event.error instanceof Error ? event.error.message : String(event.error) });
-    }
+async function openRemote(config: LazysnapConfig, logger: Logger, metrics: Registry, keychain: CriKeychain | undefined, identity: DaemonIdentity): Promise<DaemonRemote> {
+  const limits = {
+    memoryLimitBytes: config.remote.memoryCacheMiB * 1024 * 1024,
+    diskLimitBytes: config.remote.diskCacheMiB * 1024 * 1024,
+    tocCacheDir: tocCacheDirectory(config),
   };
-  const mounter: EstargzMounter = new EstargzMounter({
-    registry,
-    fetchObserver: observeFetch,
-    onRegistryError: (failure) => registryErrors.record(failure),
-    fuseObserver: remoteMetrics.observeFuse,
-    mountRoot: join(config.root, 'layers'),
-    cache,
-    tocCacheDir: join(cacheDir, 'tocs'),
-    logger: log,
-    metrics,
-    allowUnverified: config.remote.allowUnverified,
-    fetchTimeoutMs: config.remote.fetchTimeoutSeconds * 1000,
-    prefetch: config.remote.prefetch,
-    backgroundFetch: config.remote.backgroundFetch,
-    backgroundFetchConcurrency: config.remote.backgroundFetchConcurrency,
-    backgroundFetchIdleMs: config.remote.backgroundFetchIdleSeconds * 1000,
-    backgroundFetchBytesPerSecond: config.remote.backgroundFetchBandwidthMiB * 1024 * 1024,
-    tocMemoryBytes: config.remote.tocMemoryMiB * 1024 * 1024,
-    tocParser,
+  if (!config.fuseManager.enable) {
+    const parts = await createRemoteParts(config, logger, metrics, keychain, new RecentErrors());
+    return { mounter: parts.mounter, status: { ...limits, state: () => parts.state() }, close: () => parts.close() };
+  }
+  const socketPath = managerSocketPath(config.root);
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) throw new FuseManagerSocketError(socketPath);
+  const mounter = await ManagedMounter.connect({
+    socketPath,
+    logger: logger.child({ component: 'fuse-manager' }),
+    start: () => startManagerProcess({ cliPath: identity.cliPath ?? process.argv[1] ?? '', root: config.root, configFile: identity.configFile, logLevel: config.logLevel }),
   });
+  registerManagerMetrics(metrics, mounter);
   return {
     mounter,
-    status: {
-      layers: () => mounter.layerStatuses(),
-      chunkCache: () => cache.stats(),
-      memoryLimitBytes: config.remote.memoryCacheMiB * 1024 * 1024,
-      diskLimitBytes: config.remote.diskCacheMiB * 1024 * 1024,
-      tocCacheDir: join(cacheDir, 'tocs'),
-    },
-    async close() {
-      await mounter.close();
-      await tocParser.close();
-      await registry.close();
-    },
+    status: { ...limits, state: () => mounter.state() },
+    fuseManager: () => mounter.status(),
+    ...(keychain ? { keychain: forwardingKeychain(keychain, mounter) } : {}),
+    metricsText: () => mounter.metricsText(),
+    close: () => mounter.close(),
   };
 }
 
@@ -319,7 +284,7 @@ export class MetricsListenError extends Error {
   }
 }
 
-async function serveMetrics(address: string, registry: Registry): Promise<Server> {
+async function serveMetrics(address: string, registry: Registry, more?: () => Promise<string>): Promise<Server> {
   const listenAddress = parseListenAddress(address);
   // The config was validated; this only guards a caller that skipped it.
   if (!listenAddress) throw new MetricsListenError(address, new Error('not HOST:PORT'));
@@ -329,7 +294,7 @@ async function serveMetrics(address: string, registry: Registry): Promise<Server
       res.writeHead(404).end();
       return;
     }
-    registry.metrics().then(
+    Promise.all([registry.metrics(), more?.() ?? '']).then(([own, others]) => (others ? `${own}\n${others}` : own)).then(
       (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
       (err: unknown) => res.writeHead(500).end(String(err)),
     );

@@ -42,6 +42,11 @@ export interface RemoteConfig {
    * does not fit is downloaded normally instead of served lazily.
    */
   tocMemoryMiB: number;
+  /**
+   * Every FUSE request is answered within this many seconds, EIO at worst: a
+   * reader in a container cannot be interrupted while its request is in flight.
+   */
+  fuseAnswerTimeoutSeconds: number;
 }
 
 export interface RegistryConfig {
@@ -67,6 +72,15 @@ export interface CriKeychainConfig {
   imageServicePath: string;
 }
 
+/**
+ * The FUSE mounts of lazy layers served by a process of their own
+ * (`lazysnap fuse-manager`), which outlives restarts, crashes and upgrades of
+ * the daemon. Off: the daemon serves them itself, and they die with it.
+ */
+export interface FuseManagerConfig {
+  enable: boolean;
+}
+
 export interface LazysnapConfig {
   /** Unix socket the Snapshots API is served on. */
   address: string;
@@ -79,6 +93,7 @@ export interface LazysnapConfig {
   remote: RemoteConfig;
   registry: RegistryConfig;
   criKeychain: CriKeychainConfig;
+  fuseManager: FuseManagerConfig;
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/lazysnap/config.toml';
@@ -101,6 +116,7 @@ export const DEFAULT_CONFIG: Readonly<LazysnapConfig> = Object.freeze({
     memoryCacheMiB: 256,
     diskCacheMiB: 10240,
     tocMemoryMiB: 512,
+    fuseAnswerTimeoutSeconds: 30,
   },
   registry: {
     insecureHosts: [],
@@ -110,6 +126,9 @@ export const DEFAULT_CONFIG: Readonly<LazysnapConfig> = Object.freeze({
   criKeychain: {
     enableKeychain: false,
     imageServicePath: '/run/containerd/containerd.sock',
+  },
+  fuseManager: {
+    enable: true,
   },
 });
 
@@ -195,6 +214,7 @@ const SECTIONS: ReadonlyMap<string, ReadonlyMap<string, FieldSpec>> = new Map([
       ['memory_cache_mib', { field: 'memoryCacheMiB', check: integerIn(0, 65536) }],
       ['disk_cache_mib', { field: 'diskCacheMiB', check: integerIn(0, 16 * 1024 * 1024) }],
       ['toc_memory_mib', { field: 'tocMemoryMiB', check: integerIn(16, 65536) }],
+      ['fuse_answer_timeout_seconds', { field: 'fuseAnswerTimeoutSeconds', check: integerIn(1, 3600) }],
     ]),
   ],
   [
@@ -212,10 +232,14 @@ const SECTIONS: ReadonlyMap<string, ReadonlyMap<string, FieldSpec>> = new Map([
       ['image_service_path', { field: 'imageServicePath', check: absolutePath }],
     ]),
   ],
+  ['fuse_manager', new Map<string, FieldSpec>([['enable', { field: 'enable', check: boolean, flag: '--fuse-manager / --no-fuse-manager' }]])],
 ]);
 
 /** Config fields of sections whose TOML name is not the field's (stargz-snapshotter's spelling). */
-const SECTION_FIELDS: ReadonlyMap<string, string> = new Map([['cri_keychain', 'criKeychain']]);
+const SECTION_FIELDS: ReadonlyMap<string, string> = new Map([
+  ['cri_keychain', 'criKeychain'],
+  ['fuse_manager', 'fuseManager'],
+]);
 
 function sectionField(section: string): string {
   return SECTION_FIELDS.get(section) ?? section;
@@ -223,10 +247,11 @@ function sectionField(section: string): string {
 
 const TOP_LEVEL = SECTIONS.get('') as ReadonlyMap<string, FieldSpec>;
 
-export type ConfigOverrides = Partial<Omit<LazysnapConfig, 'remote' | 'registry' | 'criKeychain'>> & {
+export type ConfigOverrides = Partial<Omit<LazysnapConfig, 'remote' | 'registry' | 'criKeychain' | 'fuseManager'>> & {
   remote?: Partial<RemoteConfig>;
   registry?: Partial<RegistryConfig>;
   criKeychain?: Partial<CriKeychainConfig>;
+  fuseManager?: Partial<FuseManagerConfig>;
 };
 
 export function parseConfig(text: string, path?: string): ConfigOverrides {
@@ -342,6 +367,7 @@ export async function loadConfigWithSource(path: string | undefined, overrides: 
     remote: { ...DEFAULT_CONFIG.remote, ...definedOnly(fromFile.remote ?? {}), ...definedOnly(overrides.remote ?? {}) },
     registry: { ...DEFAULT_CONFIG.registry, ...definedOnly(fromFile.registry ?? {}), ...definedOnly(overrides.registry ?? {}) },
     criKeychain: { ...DEFAULT_CONFIG.criKeychain, ...definedOnly(fromFile.criKeychain ?? {}), ...definedOnly(overrides.criKeychain ?? {}) },
+    fuseManager: { ...DEFAULT_CONFIG.fuseManager, ...definedOnly(fromFile.fuseManager ?? {}), ...definedOnly(overrides.fuseManager ?? {}) },
   } as LazysnapConfig;
   return { config, file };
 }
@@ -350,6 +376,8 @@ export async function loadConfig(path: string | undefined, overrides: ConfigOver
   return (await loadConfigWithSource(path, overrides)).config;
 }
 
+const NESTED_SECTIONS: ReadonlySet<string> = new Set(['remote', 'registry', 'criKeychain', 'fuseManager']);
+
 function definedOnly<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([k, v]) => v !== undefined && k !== 'remote' && k !== 'registry' && k !== 'criKeychain')) as Partial<T>;
+  return Object.fromEntries(Object.entries(value).filter(([k, v]) => v !== undefined && !NESTED_SECTIONS.has(k))) as Partial<T>;
 }

@@ -15,5 +15,6 @@ export {
   type LogLevel,
   type RemoteConfig,
   type RegistryConfig,
+  type FuseManagerConfig,
   type ConfigOverrides,
 } from './config.js';

@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { loadProtos, lookupService } from '../containerd/api.js';
 import type { AuthConfig } from './auth-config.js';
-import type { CriKeychain } from './keychain.js';
+import type { RememberOutcome } from './keychain.js';
 
 export const IMAGE_SERVICE = 'runtime.v1.ImageService';
 const CRI_PROTO = 'cri/runtime/v1/api.proto';
@@ -70,17 +70,23 @@ function forwardedMetadata(incoming: grpc.Metadata): grpc.Metadata {
   return out;
 }
 
+/** Where the proxy puts the credentials it sees: a CriKeychain, or one that also passes them on to the FUSE manager. */
+export interface CredentialsKeeper {
+  remember(image: string, auth: AuthConfig | undefined): RememberOutcome;
+  forget(image: string): boolean;
+}
+
 export interface ImageServiceProxyOptions {
   /** containerd's socket (config `[cri_keychain] image_service_path`). */
   upstreamSocket: string;
-  keychain: CriKeychain;
+  keychain: CredentialsKeeper;
   logger: Logger;
 }
 
 export class ImageServiceProxy {
   private readonly upstream: grpc.Client;
   private readonly decode = requestDecoders();
-  private readonly keychain: CriKeychain;
+  private readonly keychain: CredentialsKeeper;
   private readonly logger: Logger;
   private readonly upstreamSocket: string;
 

@@ -22,6 +22,8 @@ export interface MountLayerOptions {
   debug?: boolean;
   /** Told of every answered request (metrics). */
   observe?: FuseOperationObserver | undefined;
+  /** Every request is answered within this many ms, EIO at worst (see OperationOptions). */
+  answerTimeoutMs?: number | undefined;
 }
 
 export interface MountedLayer {
@@ -57,7 +59,7 @@ export async function mountLayer(content: LayerContent, mountpoint: string, opti
   const st = await stat(target);
   if (!st.isDirectory()) throw new Error(`cannot mount layer on ${target}: not a directory`);
 
-  const fuse = new LayerFuse(target, createOperations(content, logger, options.observe), { mountOptions, logger });
+  const fuse = new LayerFuse(target, createOperations(content, logger, { observe: options.observe, answerTimeoutMs: options.answerTimeoutMs }), { mountOptions, logger });
   const timeoutMs = options.mountTimeoutMs ?? 30_000;
   try {
     await new Promise<void>((resolve, reject) => {

@@ -20,9 +20,22 @@ export interface LayerOperations extends Fuse.Operations {
  * a byte count). Runs on the answer path, so it must be cheap (a histogram
  * observe).
  */
-export type FuseOperationObserver = (operation: string, seconds: number, code: number) => void;
+export type FuseOperationObserver = (operation: string, seconds: number, code: number, timedOut: boolean) => void;
 
-export function createOperations(content: LayerContent, logger: FuseLogger, observe?: FuseOperationObserver): LayerOperations {
+export interface OperationOptions {
+  /** Told of every answered request (metrics). */
+  observe?: FuseOperationObserver | undefined;
+  /**
+   * A request not answered within this many ms is answered EIO (logged,
+   * and `timedOut` for the observer); the late result is dropped. Undefined:
+   * no bound. A reader cannot be interrupted while its request is in flight,
+   * so this is what keeps a slow registry from holding it forever.
+   */
+  answerTimeoutMs?: number | undefined;
+}
+
+export function createOperations(content: LayerContent, logger: FuseLogger, options: OperationOptions = {}): LayerOperations {
+  const { observe, answerTimeoutMs } = options;
   const handles = new FileHandles();
   // Paths whose read failure has been logged at error level. The kernel
   // retries a failed page read once and readahead may ask again, so one
@@ -35,27 +48,38 @@ export function createOperations(content: LayerContent, logger: FuseLogger, obse
    * Runs a handler body so that its callback fires exactly once: a handler
    * that throws still answers (EIO) instead of leaving the kernel request,
    * and the FUSE thread waiting on it, stuck forever; a second answer, which
-   * would corrupt fuse-native's per-thread state, is dropped.
+   * would corrupt fuse-native's per-thread state, is dropped. A body that
+   * does not answer at once is given answerTimeoutMs, then answered EIO; it
+   * must check `answered()` before it touches fuse-native's buffers again.
    */
   function run<R extends unknown[]>(
     op: string,
     path: string,
     cb: (code: number, ...rest: R) => void,
-    body: (done: (code: number, ...rest: R) => void) => void,
+    body: (done: (code: number, ...rest: R) => void, answered: () => boolean) => void,
   ): void {
     let answered = false;
-    const started = observe !== undefined ? performance.now() : 0;
-    const done = (code: number, ...rest: R): void => {
+    let deadline: NodeJS.Timeout | undefined;
+    const started = observe !== undefined || answerTimeoutMs !== undefined ? performance.now() : 0;
+    const answer = (timedOut: boolean, code: number, ...rest: R): void => {
       if (answered) return;
       answered = true;
+      if (deadline !== undefined) clearTimeout(deadline);
       cb(code, ...rest);
-      observe?.(op, (performance.now() - started) / 1000, code);
+      observe?.(op, (performance.now() - started) / 1000, code, timedOut);
     };
+    const done = (code: number, ...rest: R): void => answer(false, code, ...rest);
     try {
-      body(done);
+      body(done, () => answered);
     } catch (err) {
       logger.error({ op, path, err }, 'fuse handler threw; answering EIO');
       (done as unknown as Fuse.Done)(errno.EIO);
+    }
+    if (!answered && answerTimeoutMs !== undefined) {
+      deadline = setTimeout(() => {
+        logger.warn({ op, path, timeoutMs: answerTimeoutMs }, 'FUSE request not answered in time; answering EIO');
+        (answer as unknown as (timedOut: boolean, code: number) => void)(true, errno.EIO);
+      }, answerTimeoutMs);
     }
   }
 
@@ -73,7 +97,7 @@ export function createOperations(content: LayerContent, logger: FuseLogger, obse
     return content.lookup(path === '/' ? '/' : posix.dirname(path));
   }
 
-  async function readFully(node: FsNode, buf: Buffer, offset: number, length: number): Promise<number> {
+  async function readFully(node: FsNode, buf: Buffer, offset: number, length: number, answered: () => boolean): Promise<number> {
     // LayerContent.read may return fewer bytes than asked (say, up to a
     // chunk boundary). A short answer to a FUSE read means EOF and makes the
     // kernel shrink the file's cached size, so keep asking until the range
@@ -82,6 +106,8 @@ export function createOperations(content: LayerContent, logger: FuseLogger, obse
     while (filled < length) {
       const chunk = await content.read(node, offset + filled, length - filled);
       if (chunk.length === 0) throw new Error(`layer returned no data at offset ${offset + filled} of ${node.size}`);
+      // Answered EIO at the deadline: buf is fuse-native's again, maybe already another request's.
+      if (answered()) return filled;
       filled += chunk.copy(buf, filled, 0, Math.min(chunk.length, length - filled));
     }
     return filled;
@@ -175,16 +201,15 @@ export function createOperations(content: LayerContent, logger: FuseLogger, obse
     },
 
     read(path, fd, buf, len, pos, cb) {
-      run('read', path, cb, (done) => {
+      run('read', path, cb, (done, answered) => {
         const node = handles.get(fd) ?? content.lookup(path);
         if (!node) return done(errno.EBADF);
         if (node.type !== 'reg') return done(errno.EISDIR);
         if (pos >= node.size || len <= 0) return done(0);
         const length = Math.min(len, node.size - pos);
-        // No deadline here on purpose: LayerContent.read has its own and
-        // rejects, and fuse-native's per-op timeout is off (see mount.ts), so
-        // a slow fetch is slow, not ETIMEDOUT.
-        readFully(node, buf, pos, length).then(
+        // fuse-native's per-op timeout is off (see mount.ts): run()'s answer
+        // deadline bounds this, and LayerContent.read has its own per fetch.
+        readFully(node, buf, pos, length, answered).then(
           (n) => done(n),
           (err: unknown) => {
             if (!failedReads.has(path)) {

@@ -78,6 +78,7 @@ export class RemoteMetrics {
   private readonly registrySeconds: Histogram<'kind' | 'outcome'>;
   private readonly fuseSeconds: Histogram<'operation'>;
   private readonly fuseErrors: Counter<'operation' | 'errno'>;
+  private readonly fuseTimeouts: Counter<'operation'>;
   private layerSnapshot: { at: number; layers: RemoteLayerStatus[] } | undefined;
 
   constructor(registry: Registry, private readonly source: RemoteStateSource) {
@@ -113,6 +114,12 @@ export class RemoteMetrics {
       labelNames: ['operation', 'errno'],
       registers,
     });
+    this.fuseTimeouts = new Counter({
+      name: 'lazysnap_fuse_answer_timeouts_total',
+      help: 'FUSE requests answered EIO because no answer was ready within [remote] fuse_answer_timeout_seconds, by operation (also counted in lazysnap_fuse_operation_errors_total).',
+      labelNames: ['operation'],
+      registers,
+    });
     this.registerCollected(registry);
   }
 
@@ -123,9 +130,10 @@ export class RemoteMetrics {
     if (event.bytes > 0) this.registryBytes.inc(event.bytes);
   };
 
-  readonly observeFuse: FuseOperationObserver = (operation, seconds, code) => {
+  readonly observeFuse: FuseOperationObserver = (operation, seconds, code, timedOut) => {
     this.fuseSeconds.observe({ operation }, seconds);
     if (code < 0) this.fuseErrors.inc({ operation, errno: ERRNO_NAMES.get(-code) ?? String(-code) });
+    if (timedOut) this.fuseTimeouts.inc({ operation });
   };
 
   private layers(): RemoteLayerStatus[] {

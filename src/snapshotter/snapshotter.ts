@@ -84,7 +84,10 @@ export class Snapshotter implements SnapshotLayout {
       if (stale.length > 0) this.logger.info({ count: stale.length }, 'removed stale FUSE mounts of a previous run');
     }
     const remoteSnapshots = this.store.remoteSnapshots();
-    if (remoteSnapshots.length === 0) return;
+    if (remoteSnapshots.length === 0) {
+      await remote?.retainOnly(new Set());
+      return;
+    }
     const started = Date.now();
     await Promise.all(
       remoteSnapshots.map(async (snapshot) => {
@@ -94,12 +97,13 @@ export class Snapshotter implements SnapshotLayout {
           return;
         }
         try {
-          this.remotePaths.set(snapshot.id, await remote.acquire(layer));
+          this.remotePaths.set(snapshot.id, await remote.acquire(layer, String(snapshot.id)));
         } catch (err) {
           this.markUnavailable(snapshot, (err as Error).message);
         }
       }),
     );
+    await remote?.retainOnly(new Set(remoteSnapshots.map((snapshot) => String(snapshot.id))));
     this.logger.info({ count: remoteSnapshots.length, unavailable: this.unavailable.size, ms: Date.now() - started }, 'remote snapshots mounted again');
   }
 
@@ -311,7 +315,7 @@ export class Snapshotter implements SnapshotLayout {
 
   private async mountRemote(key: string, layer: RemoteLayerRef, id: number): Promise<boolean> {
     try {
-      this.remotePaths.set(id, await (this.remote as RemoteMounter).acquire(layer));
+      this.remotePaths.set(id, await (this.remote as RemoteMounter).acquire(layer, String(id)));
       return true;
     } catch (err) {
       this.logger.warn({ err, key, ref: layer.ref, layer: layer.digest }, 'mounting the remote layer failed; the layer will be downloaded');
@@ -323,7 +327,7 @@ export class Snapshotter implements SnapshotLayout {
   private async releaseRemote(id: number, layer: RemoteLayerRef): Promise<void> {
     if (!this.remotePaths.delete(id)) return;
     try {
-      await this.remote?.release(layer);
+      await this.remote?.release(layer, String(id));
     } catch (err) {
       this.logger.error({ err, layer: layer.digest }, 'failed to release remote layer mount');
     }

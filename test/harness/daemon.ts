@@ -17,13 +17,24 @@ export interface DaemonInstance {
   kill(): Promise<void>;
 }
 
-export async function startDaemon(workDir: string, extraArgs: string[] = []): Promise<DaemonInstance> {
+export interface DaemonOptions {
+  /**
+   * Serve the FUSE mounts from a FUSE manager process (the product's default).
+   * Off here unless asked: most tests expect mounts to end with the daemon, and
+   * a manager outlives it (the test must stop the manager itself).
+   */
+  fuseManager?: boolean;
+  /** Another build's `lazysnap` entry point (an upgrade). */
+  cliPath?: string;
+}
+
+export async function startDaemon(workDir: string, extraArgs: string[] = [], options: DaemonOptions = {}): Promise<DaemonInstance> {
   mkdirSync(workDir, { recursive: true });
   const socket = join(workDir, 'lazysnap.sock');
   const root = join(workDir, 'root');
   const proc = new ManagedProcess(
     process.execPath,
-    [CLI_PATH, 'serve', '--address', socket, '--root', root, '--log-level', 'debug', '--config', '/dev/null', ...extraArgs],
+    [options.cliPath ?? CLI_PATH, 'serve', '--address', socket, '--root', root, '--log-level', 'debug', '--config', '/dev/null', options.fuseManager ? '--fuse-manager' : '--no-fuse-manager', ...extraArgs],
     join(workDir, 'lazysnap.log'),
   );
   await waitUntil(`lazysnap socket ${socket}`, () => {

@@ -55,6 +55,8 @@ export interface EstargzMounterOptions {
   onRegistryError?: ((failure: { ref: string; digest: string; kind: string; message: string }) => void) | undefined;
   /** Told of every FUSE request a mount answers (metrics). */
   fuseObserver?: FuseOperationObserver | undefined;
+  /** Every FUSE request is answered within this many ms, EIO at worst. */
+  fuseAnswerTimeoutMs?: number | undefined;
   /** Memory all open layers' parsed TOCs may hold together (`[remote] toc_memory_mib`); default 512 MiB. A layer past it is not served remotely. */
   tocMemoryBytes?: number | undefined;
   /** Where TOCs are parsed (the daemon passes a worker-thread parser, which it owns and closes); inline when absent. */
@@ -78,7 +80,8 @@ const UNUSED_LAYER_MS = 5 * 60_000;
 
 interface LayerMount {
   mount: MountedLayer;
-  references: number;
+  /** Who holds the mount (snapshot ids); the last one to let go unmounts it. */
+  holders: Set<string>;
 }
 
 /** Every map, flight and lock below is keyed by layerIdentity(...).key, never by blob digest alone. */
@@ -184,7 +187,7 @@ export class EstargzMounter implements RemoteMounter {
     void task.finally(() => this.openingAhead.delete(task));
   }
 
-  async acquire(layerRef: RemoteLayerRef): Promise<string> {
+  async acquire(layerRef: RemoteLayerRef, holder: string): Promise<string> {
     const identity = layerIdentity(layerRef);
     const mountpoint = join(this.options.mountRoot, identity.dirName);
     // Serialized with release() per layer, so a last release and a new acquire cannot interleave.
@@ -196,7 +199,7 @@ export class EstargzMounter implements RemoteMounter {
         entry = await this.mountLayer(layerRef, identity.key, mountpoint);
         this.mounted.set(identity.key, entry);
       }
-      entry.references++;
+      entry.holders.add(holder);
       return mountpoint;
     });
   }
@@ -220,18 +223,31 @@ export class EstargzMounter implements RemoteMounter {
 
   private async dropUnusedMount(key: string, entry: LayerMount): Promise<void> {
     await this.unmounting.withLock(key, async () => {
-      if (this.mounted.get(key) !== entry || entry.references > 0) return;
+      if (this.mounted.get(key) !== entry || entry.holders.size > 0) return;
       await this.takeDown(key, entry);
     });
   }
 
-  async release(layerRef: RemoteLayerRef): Promise<void> {
+  async release(layerRef: RemoteLayerRef, holder: string): Promise<void> {
     const { key } = layerIdentity(layerRef);
-    await this.unmounting.withLock(key, async () => {
-      const entry = this.mounted.get(key);
-      if (!entry || --entry.references > 0) return;
-      await this.takeDown(key, entry);
-    });
+    await this.unmounting.withLock(key, () => this.dropHolder(key, holder));
+  }
+
+  async retainOnly(holders: ReadonlySet<string>): Promise<void> {
+    for (const [key, entry] of [...this.mounted]) {
+      for (const holder of [...entry.holders]) {
+        if (holders.has(holder)) continue;
+        this.options.logger.info({ layer: key, holder }, 'dropping the reference of a snapshot that no longer exists');
+        await this.unmounting.withLock(key, () => this.dropHolder(key, holder));
+      }
+    }
+  }
+
+  /** Under the layer's lock. */
+  private async dropHolder(key: string, holder: string): Promise<void> {
+    const entry = this.mounted.get(key);
+    if (!entry || !entry.holders.delete(holder) || entry.holders.size > 0) return;
+    await this.takeDown(key, entry);
   }
 
   /** Unmounts a layer nothing holds any more and frees its memory; its chunks stay in the disk cache. Under the layer's lock. */
@@ -272,7 +288,7 @@ export class EstargzMounter implements RemoteMounter {
     await this.prepareMountRoot();
     await mkdir(mountpoint, { recursive: true, mode: 0o700 });
     if (await isMounted(mountpoint)) await cleanupStaleMounts(mountpoint, this.options.logger);
-    const mount = await mountLayer(open.layer, mountpoint, { logger: this.options.logger, fsname: 'lazysnap', subtype: 'estargz', observe: this.options.fuseObserver });
+    const mount = await mountLayer(open.layer, mountpoint, { logger: this.options.logger, fsname: 'lazysnap', subtype: 'estargz', observe: this.options.fuseObserver, answerTimeoutMs: this.options.fuseAnswerTimeoutMs });
     // A fresh mount is about to be read by a starting container: the idle period starts now.
     this.foreground.touch();
     if (this.options.backgroundFetch) {
@@ -281,7 +297,7 @@ export class EstargzMounter implements RemoteMounter {
         (err: unknown) => this.options.logger.warn({ err, layer: layerRef.digest }, 'background fetch stopped; chunks will be fetched on first read'),
       );
     }
-    return { mount, references: 0 };
+    return { mount, holders: new Set() };
   }
 
   private recordBackgroundFetch(layerRef: RemoteLayerRef, key: string, layer: RemoteLayer, result: BackgroundFetchResult): void {
@@ -329,7 +345,7 @@ export class EstargzMounter implements RemoteMounter {
   private async closeUnheldLayers(): Promise<boolean> {
     let closed = false;
     for (const [key, entry] of [...this.mounted]) {
-      if (entry.references > 0) continue;
+      if (entry.holders.size > 0) continue;
       await this.dropUnusedMount(key, entry);
       closed = true;
     }
@@ -368,7 +384,7 @@ export class EstargzMounter implements RemoteMounter {
         ref: layer.ref,
         digest: layer.digest,
         tocDigest: layer.tocDigest,
-        ...(mount ? { mountpoint: mount.mount.mountpoint, references: mount.references } : { references: 0 }),
+        ...(mount ? { mountpoint: mount.mount.mountpoint, references: mount.holders.size } : { references: 0 }),
         ...layer.progress(),
       });
     }

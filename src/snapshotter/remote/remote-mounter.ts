@@ -20,10 +20,22 @@ export interface RemoteMounter {
    * one layer share one resolution.
    */
   decide(request: RemoteRequest): Promise<RemoteLayerRef | NotRemote>;
-  /** Takes a reference on the layer's read-only mount, mounting it on first use; returns its path. */
-  acquire(layer: RemoteLayerRef): Promise<string>;
-  /** Drops a reference; the last one unmounts. */
-  release(layer: RemoteLayerRef): Promise<void>;
+  /**
+   * Takes a reference, named by holder (a snapshot id), on the layer's
+   * read-only mount, mounting it on first use; returns its path. The same
+   * holder taking it again is no second reference: a restarted daemon
+   * acquires its snapshots' layers again from a mounter that may have kept
+   * them (the FUSE manager).
+   */
+  acquire(layer: RemoteLayerRef, holder: string): Promise<string>;
+  /** Drops holder's reference; the last one unmounts. */
+  release(layer: RemoteLayerRef, holder: string): Promise<void>;
+  /**
+   * Called once after a restart has acquired every remote snapshot again:
+   * references of any other holder (snapshots removed while no daemon was
+   * there to release them) are dropped.
+   */
+  retainOnly(holders: ReadonlySet<string>): Promise<void>;
   /** Removes FUSE mounts a killed process left behind. */
   cleanupStale(): Promise<string[]>;
   close(): Promise<void>;

@@ -161,6 +161,29 @@ describe('FUSE handlers', () => {
     }
   });
 
+  it('answer a read that hangs with EIO at the answer deadline, and never touch its buffer afterwards', async () => {
+    const base = setup().layer;
+    let finish: ((data: Buffer) => void) | undefined;
+    const hanging: LayerContent = { ...base, read: () => new Promise<Buffer>((resolve) => (finish = resolve)) };
+    const logger = recordingLogger();
+    const observed: Array<{ op: string; code: number; timedOut: boolean }> = [];
+    const ops = createOperations(hanging, logger, { answerTimeoutMs: 150, observe: (op, _s, code, timedOut) => observed.push({ op, code, timedOut }) });
+    const buf = Buffer.alloc(4, 0x2e);
+    const started = performance.now();
+    const [code] = await call(ops, 'read', '/dir/file', 0, buf, 4, 0);
+    const waited = performance.now() - started;
+    assert.equal(code, EIO);
+    assert.ok(waited >= 140 && waited < 2_000, `answered after ${waited} ms`);
+    assert.deepEqual(observed, [{ op: 'read', code: EIO, timedOut: true }]);
+    assert.equal(logger.records.filter((r) => r.level === 'warn' && r.obj.op === 'read').length, 1);
+    // The fetch ends after the answer: the kernel's buffer (fuse-native reuses it) stays as it was.
+    finish?.(Buffer.from('0123'));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(buf.toString(), '....');
+    // Requests answered at once are not touched by the deadline.
+    assert.equal((await call(ops, 'getattr', '/dir/file'))[0], 0);
+  });
+
   it('answer EIO exactly once when the layer throws', async () => {
     const { layer } = setup();
     const logger = recordingLogger();

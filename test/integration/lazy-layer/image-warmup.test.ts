@@ -67,7 +67,7 @@ describe('setting up an image at its first Prepare', () => {
       const first = await mounter.resolve({ protocol: 'remote-snapshot', ref, layerDigest: layers[0]!.digest });
       assert.ok(first);
       acquired.push(first);
-      await mounter.acquire(first);
+      await mounter.acquire(first, first.digest);
       await waitUntil('every layer of the image mounted', async () => (await fuseMountsUnder(mountRoot)) === LAYERS, 20_000);
       const requestsBefore = layerRequests();
       // Each layer was opened from one suffix-range request: its footer and TOC fit in the first read.
@@ -78,14 +78,14 @@ describe('setting up an image at its first Prepare', () => {
         const layerRef = await mounter.resolve({ protocol: 'remote-snapshot', ref, layerDigest: layers[i]!.digest });
         assert.ok(layerRef, `layer ${i} is served remotely`);
         acquired.push(layerRef);
-        mountpoints[i] = await mounter.acquire(layerRef);
+        mountpoints[i] = await mounter.acquire(layerRef, layerRef.digest);
       }
       const after = layerRequests();
       assert.equal(after.length, requestsBefore.length, 'the later Prepares needed no registry request');
       assert.equal(await fuseMountsUnder(mountRoot), LAYERS, 'no second mount of any layer');
       for (let i = 1; i < LAYERS; i++) assert.equal(await readFile(join(mountpoints[i]!, `layer${i}.txt`), 'utf8'), `layer ${i}\n`);
     } finally {
-      for (const layerRef of acquired) await mounter.release(layerRef).catch(() => undefined);
+      for (const layerRef of acquired) await mounter.release(layerRef, layerRef.digest).catch(() => undefined);
       await mounter.close();
       await registryClient.close();
     }

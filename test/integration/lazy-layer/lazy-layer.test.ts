@@ -31,7 +31,7 @@ let plainRef: string;
 let esgzRef: string;
 let layerDirs: string[];
 let layers: Descriptor[];
-const mounted: Array<[EstargzMounter, RemoteLayerRef]> = [];
+const mounted: Array<[EstargzMounter, RemoteLayerRef, string]> = [];
 const mounters: EstargzMounter[] = [];
 const mountpoints: string[] = [];
 const logger = pino({ level: 'silent' });
@@ -102,8 +102,9 @@ async function newMounter(name: string): Promise<EstargzMounter> {
 async function mountLayer(index: number, layer: Descriptor = layers[index]!, tocDigest?: string, using: EstargzMounter = mounter): Promise<string> {
   const ref = await using.resolve({ protocol: 'remote-snapshot', ref: esgzRef, layerDigest: layer.digest, ...(tocDigest ? { tocDigest } : {}) });
   assert.ok(ref, `layer ${index} was not accepted as remote`);
-  const path = await using.acquire(ref);
-  mounted.push([using, ref]);
+  const holder = `snapshot-${mounted.length}`;
+  const path = await using.acquire(ref, holder);
+  mounted.push([using, ref, holder]);
   return path;
 }
 
@@ -121,7 +122,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const [m, ref] of mounted.reverse()) await m.release(ref).catch(() => undefined);
+  for (const [m, ref, holder] of mounted.reverse()) await m.release(ref, holder).catch(() => undefined);
   for (const m of mounters) await m.close();
   await client?.close();
   await registry?.stop();

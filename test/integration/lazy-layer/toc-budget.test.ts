@@ -95,7 +95,7 @@ describe('TOC memory budget with a real registry', () => {
       for (const i of [0, 1]) {
         const layerRef = await mounter.resolve({ protocol: 'remote-snapshot', ref, layerDigest: layers[i]!.digest });
         assert.ok(layerRef, `layer ${i} is served remotely`);
-        const mountpoint = await mounter.acquire(layerRef);
+        const mountpoint = await mounter.acquire(layerRef, layerRef.digest);
         acquired.push(layerRef);
         assert.equal(await readFile(join(mountpoint, 'hello.txt'), 'utf8'), `hello from layer ${i}\n`);
         assert.equal((await readFile(join(mountpoint, 'd7', 'f7000'))).length, 0);
@@ -112,14 +112,15 @@ describe('TOC memory budget with a real registry', () => {
       assert.ok(grown.rss < tocMemoryBytes + (256 << 20), `RSS grew by ${(grown.rss / 2 ** 20).toFixed(1)} MiB`);
 
       // Unmounting the first layer closes it and gives its share back: now the third fits.
-      await mounter.release(acquired.shift()!);
+      const firstLayer = acquired.shift()!;
+      await mounter.release(firstLayer, firstLayer.digest);
       const third = await mounter.resolve({ protocol: 'remote-snapshot', ref, layerDigest: layers[2]!.digest });
       assert.ok(third, 'layer 2 is served remotely once layer 0 is closed');
-      const mountpoint = await mounter.acquire(third);
+      const mountpoint = await mounter.acquire(third, third.digest);
       acquired.push(third);
       assert.equal(await readFile(join(mountpoint, 'hello.txt'), 'utf8'), 'hello from layer 2\n');
     } finally {
-      for (const layerRef of acquired) await mounter.release(layerRef).catch(() => undefined);
+      for (const layerRef of acquired) await mounter.release(layerRef, layerRef.digest).catch(() => undefined);
       await mounter.close();
       await registryClient.close();
     }

@@ -28,17 +28,19 @@ describe('remote metrics', () => {
     assert.equal(series.get('lazysnap_registry_request_seconds_count{kind="range",outcome="ok"}'), 2);
   });
 
-  it('times FUSE operations and counts their errors by errno name', async () => {
+  it('times FUSE operations and counts their errors by errno name, and the answers given at the deadline', async () => {
     const registry = new Registry();
     const metrics = new RemoteMetrics(registry, { layers: () => [], chunkCache: () => ({ memoryHits: 0, diskHits: 0, misses: 0, memoryBytes: 0, memoryEntries: 0, disk: undefined }) });
-    metrics.observeFuse('read', 0.001, 4096);
-    metrics.observeFuse('read', 0.5, -5);
-    metrics.observeFuse('getattr', 0.00001, -2);
-    metrics.observeFuse('getattr', 0.00001, 0);
+    metrics.observeFuse('read', 0.001, 4096, false);
+    metrics.observeFuse('read', 0.5, -5, false);
+    metrics.observeFuse('read', 2, -5, true);
+    metrics.observeFuse('getattr', 0.00001, -2, false);
+    metrics.observeFuse('getattr', 0.00001, 0, false);
     const series = parsePrometheusText(await registry.metrics());
-    assert.equal(series.get('lazysnap_fuse_operation_seconds_count{operation="read"}'), 2);
+    assert.equal(series.get('lazysnap_fuse_operation_seconds_count{operation="read"}'), 3);
     assert.equal(series.get('lazysnap_fuse_operation_seconds_count{operation="getattr"}'), 2);
-    assert.equal(series.get('lazysnap_fuse_operation_errors_total{operation="read",errno="EIO"}'), 1);
+    assert.equal(series.get('lazysnap_fuse_operation_errors_total{operation="read",errno="EIO"}'), 2);
+    assert.equal(series.get('lazysnap_fuse_answer_timeouts_total{operation="read"}'), 1, 'an answer the deadline gave is counted apart');
     assert.equal(series.get('lazysnap_fuse_operation_errors_total{operation="getattr",errno="ENOENT"}'), 1);
   });
 

@@ -1,0 +1,103 @@
+/**
+ * `lazysnap fuse-manager`: the process that serves the FUSE mounts of lazy
+ * layers (registry reads, chunk caches, verification, background fetch), so
+ * that they outlive restarts, crashes and upgrades of the daemon. It does
+ * nothing else: no gRPC, no metadata, no parsing of requests from
+ * containerd, so nothing unrelated stands between a reader and its answer.
+ *
+ * One per root (ROOT/fuse-manager/lock). It ends on SIGTERM or SIGINT
+ * (unmounting everything: containers on its layers lose them) and when its
+ * root is deleted (a test or benchmark threw the whole state away).
+ */
+import { existsSync } from 'node:fs';
+import pino from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { RecentErrors } from '../admin/recent-errors.js';
+import { loadConfigWithSource, type LazysnapConfig } from '../config/index.js';
+import { CriKeychain } from '../cri/keychain.js';
+import { FuseManagerServer, managerDirectory, managerSocketPath } from '../fusemanager/index.js';
+import { lockRoot } from '../snapshotter/root-lock.js';
+import { levelName, resolveLogFormat } from './log-format.js';
+import { LogSink } from './log-sink.js';
+import { createRemoteParts } from './remote-parts.js';
+import { NotRootError } from './not-root.js';
+import { packageVersion } from './version.js';
+
+export interface FuseManagerFlags {
+  root?: string;
+  config?: string;
+  logLevel?: string;
+  logFormat?: string;
+}
+
+/** How often the manager checks that its root still exists. */
+const ROOT_CHECK_MS = 2_000;
+/** Unmounting every layer at shutdown ends by then, whatever hangs. */
+const SHUTDOWN_DEADLINE_MS = 15_000;
+
+export async function fuseManager(flags: FuseManagerFlags): Promise<void> {
+  const euid = process.geteuid?.() ?? 0;
+  if (euid !== 0) throw new NotRootError('fuse-manager', euid);
+  const { config } = await loadConfigWithSource(flags.config, {
+    root: flags.root,
+    logLevel: flags.logLevel as LazysnapConfig['logLevel'] | undefined,
+    logFormat: flags.logFormat as LazysnapConfig['logFormat'] | undefined,
+  });
+  const logSink = new LogSink(2, undefined, resolveLogFormat(config.logFormat, process.stderr.isTTY === true));
+  const logger = pino({ level: config.logLevel, base: { service: 'lazysnap-fuse-manager' }, formatters: { level: (label) => ({ level: levelName(label) }) } }, logSink);
+  const version = packageVersion();
+  // Its own lock, not the daemon's: both run on one root at once, but only one manager.
+  const lock = await lockRoot(managerDirectory(config.root));
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics, prefix: 'lazysnap_fuse_manager_' });
+  const keychain = config.criKeychain.enableKeychain ? new CriKeychain() : undefined;
+  const parts = await createRemoteParts(config, logger, metrics, keychain, new RecentErrors());
+  const stale = await parts.mounter.cleanupStale();
+  if (stale.length > 0) logger.info({ count: stale.length }, 'removed FUSE mounts a previous manager or daemon left behind');
+  const server = await FuseManagerServer.listen(
+    managerSocketPath(config.root),
+    {
+      mounter: parts.mounter,
+      state: () => parts.state(),
+      metrics: () => metrics.metrics(),
+      mounts: () => parts.mounter.layerStatuses().filter((layer) => layer.mountpoint !== undefined).length,
+      keychain,
+    },
+    logger,
+    version,
+  );
+  logger.info({ version, pid: process.pid, root: config.root, socket: server.socketPath }, 'lazysnap FUSE manager serving');
+
+  let stopping = false;
+  const stop = (reason: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ reason }, 'FUSE manager shutting down; unmounting every layer');
+    setTimeout(() => {
+      logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time; exiting anyway');
+      void logSink.drain(1_000).then(() => process.exit(1));
+    }, SHUTDOWN_DEADLINE_MS).unref();
+    clearInterval(rootCheck);
+    server
+      .close()
+      .then(() => parts.close())
+      .then(
+        () => {
+          lock.release();
+          logger.info('FUSE manager stopped');
+          void logSink.drain(1_000).then(() => process.exit(0));
+        },
+        (err: unknown) => {
+          logger.error({ err }, 'FUSE manager shutdown failed');
+          void logSink.drain(1_000).then(() => process.exit(1));
+        },
+      );
+  };
+  const rootCheck = setInterval(() => {
+    if (!existsSync(lock.path)) stop(`its root ${config.root} was removed`);
+  }, ROOT_CHECK_MS);
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  // A daemon started us detached; a terminal's hangup is not a reason to drop mounts.
+  process.on('SIGHUP', () => logger.info('SIGHUP ignored'));
+}
