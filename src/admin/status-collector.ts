@@ -44,7 +44,12 @@ export class StatusCollector {
 
   async collect(): Promise<DaemonStatus> {
     const { sources } = this;
-    const state = await sources.remote?.state();
+    // The FUSE manager may be away (restarting): the rest of the status still answers, and says why layers are missing.
+    let remoteError: string | undefined;
+    const state = await sources.remote?.state().catch((err: unknown) => {
+      remoteError = err instanceof Error ? err.message : String(err);
+      return undefined;
+    });
     const layers = (state?.layers ?? []).map(toLayerStatus);
     const fuseManager = await sources.fuseManager?.();
     return {
@@ -56,7 +61,7 @@ export class StatusCollector {
       root: sources.root,
       config: sources.config,
       snapshots: countSnapshots(sources.snapshots()),
-      remote: { enabled: sources.remote !== undefined, layers },
+      remote: { enabled: sources.remote !== undefined, layers, ...(remoteError !== undefined ? { error: remoteError } : {}) },
       mounts: layers.flatMap((layer) => (layer.mountpoint !== undefined ? [{ mountpoint: layer.mountpoint, digest: layer.digest, references: layer.references }] : [])),
       caches: await this.caches(state?.chunkCache),
       registryErrors: state?.registryErrors ?? NO_REGISTRY_ERRORS,

@@ -47,6 +47,8 @@ export interface DaemonStatus {
   remote: {
     enabled: boolean;
     layers: LayerStatus[];
+    /** Why the layers could not be listed (the FUSE manager is away). */
+    error?: string;
   };
   /** FUSE mounts the daemon serves (one per mounted layer). */
   mounts: Array<{ mountpoint: string; digest: string; references: number }>;

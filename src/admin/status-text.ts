@@ -23,6 +23,7 @@ export function formatStatus(status: DaemonStatus): string {
 
 function layerLines(status: DaemonStatus): string[] {
   if (!status.remote.enabled) return ['Remote layers: off ([remote] enabled = false)'];
+  if (status.remote.error !== undefined) return [`Remote layers: unknown (${status.remote.error})`];
   const layers = status.remote.layers;
   const mounted = layers.filter((layer) => layer.mountpoint !== undefined).length;
   const head = `Remote layers: ${layers.length} open, ${mounted} mounted`;

@@ -21,6 +21,7 @@ import { levelName, resolveLogFormat } from './log-format.js';
 import { LogSink } from './log-sink.js';
 import { createRemoteParts } from './remote-parts.js';
 import { NotRootError } from './not-root.js';
+import { notifierFromEnvironment } from './systemd-notify.js';
 import { packageVersion } from './version.js';
 
 export interface FuseManagerFlags {
@@ -51,7 +52,7 @@ export async function fuseManager(flags: FuseManagerFlags): Promise<void> {
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics, prefix: 'lazysnap_fuse_manager_' });
   const keychain = config.criKeychain.enableKeychain ? new CriKeychain() : undefined;
-  const parts = await createRemoteParts(config, logger, metrics, keychain, new RecentErrors());
+  const parts = await createRemoteParts(config, logger, metrics, keychain, new RecentErrors(), { neverParseOnMainThread: true });
   const stale = await parts.mounter.cleanupStale();
   if (stale.length > 0) logger.info({ count: stale.length }, 'removed FUSE mounts a previous manager or daemon left behind');
   const server = await FuseManagerServer.listen(
@@ -67,6 +68,9 @@ export async function fuseManager(flags: FuseManagerFlags): Promise<void> {
     version,
   );
   logger.info({ version, pid: process.pid, root: config.root, socket: server.socketPath }, 'lazysnap FUSE manager serving');
+  // Run as a unit of its own (examples/lazysnap-fuse-manager.service): the daemon's unit is ordered after this readiness.
+  const notifier = notifierFromEnvironment(process.env, process.pid);
+  void notifier?.ready(`serving FUSE mounts for ${config.root}`).catch((err: unknown) => logger.error({ err }, 'could not tell systemd the FUSE manager is ready'));
 
   let stopping = false;
   const stop = (reason: string): void => {

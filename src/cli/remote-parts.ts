@@ -52,7 +52,19 @@ export function tocCacheDirectory(config: LazysnapConfig): string {
  * config.root, with their metrics in `metrics`; failed registry requests also
  * go to registryErrors (for `lazysnap status`).
  */
-export async function createRemoteParts(config: LazysnapConfig, logger: Logger, metrics: Registry, keychain: CriKeychain | undefined, registryErrors: RecentErrors): Promise<RemoteParts> {
+export interface RemotePartsOptions {
+  /** Parse every TOC on the worker thread, however big (the FUSE manager: its event loop answers FUSE requests). */
+  neverParseOnMainThread?: boolean;
+}
+
+export async function createRemoteParts(
+  config: LazysnapConfig,
+  logger: Logger,
+  metrics: Registry,
+  keychain: CriKeychain | undefined,
+  registryErrors: RecentErrors,
+  options: RemotePartsOptions = {},
+): Promise<RemoteParts> {
   await makePrivateCacheDirectories(config.root);
   const log = logger.child({ component: 'remote' });
   const dockerConfig = new DockerConfigCredentials({ onWarning: (message: string) => log.warn(message) });
@@ -70,7 +82,7 @@ export async function createRemoteParts(config: LazysnapConfig, logger: Logger, 
     diskBytes: config.remote.diskCacheMiB * 1024 * 1024,
     logger: log,
   });
-  const tocParser = new ThreadTocParser({ logger: log });
+  const tocParser = new ThreadTocParser({ logger: log, ...(options.neverParseOnMainThread ? { inlineFromJsonBytes: Infinity } : {}) });
   // The gauges are read at scrape time, after `mounter` exists.
   const remoteMetrics: RemoteMetrics = new RemoteMetrics(metrics, { layers: (): RemoteLayerStatus[] => mounter.layerStatuses(), chunkCache: () => cache.stats() });
   const observeFetch = (event: FetchEvent): void => {

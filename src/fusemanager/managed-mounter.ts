@@ -90,7 +90,9 @@ export class ManagedMounter implements RemoteMounter {
     return [];
   }
 
+  /** Fails at once while the manager is away: a status call must not wait for a reconnection. */
   state(): Promise<RemoteStateReport> {
+    if (!this.isConnected) return Promise.reject(new FuseManagerUnavailableError(this.options.socketPath, `not connected${this.lastError !== undefined ? ` (${this.lastError})` : ''}`));
     return this.call('state', null, QUERY_TIMEOUT_MS);
   }
 
@@ -106,6 +108,7 @@ export class ManagedMounter implements RemoteMounter {
 
   async status(): Promise<FuseManagerStatus> {
     const base = { socket: this.options.socketPath, restarts: this.restartCount };
+    if (!this.isConnected) return { ...base, connected: false, error: this.lastError ?? 'not connected' };
     try {
       const info = await this.call('info', null, QUERY_TIMEOUT_MS);
       return { ...base, connected: true, pid: info.pid, version: info.version, startedAt: info.startedAt, mounts: info.mounts };
@@ -173,7 +176,13 @@ export class ManagedMounter implements RemoteMounter {
         await new Promise((resolve) => setTimeout(resolve, 50));
         continue;
       }
-      const hello = await connection.call('hello', { protocol: FUSE_MANAGER_PROTOCOL }, QUERY_TIMEOUT_MS);
+      let hello: ManagerHello;
+      try {
+        hello = await connection.call('hello', { protocol: FUSE_MANAGER_PROTOCOL }, QUERY_TIMEOUT_MS);
+      } catch (err) {
+        connection.close();
+        throw err;
+      }
       if (hello.protocol !== FUSE_MANAGER_PROTOCOL) {
         connection.close();
         throw new FuseManagerUnavailableError(socketPath, `the running manager (pid ${hello.pid}, version ${hello.version}) speaks control protocol ${hello.protocol}, this daemon ${FUSE_MANAGER_PROTOCOL}; stop it (its mounts go with it) or run a daemon of its version`);

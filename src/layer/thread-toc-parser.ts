@@ -18,6 +18,13 @@ import { inlineTocParser, type ParsedToc, type TocParseRequest, type TocParser }
 
 export interface ThreadTocParserOptions {
   logger: Logger;
+  /**
+   * TOCs of this many JSON bytes or more are parsed on the calling thread
+   * (default INLINE_FROM_JSON_BYTES). The FUSE manager passes Infinity: its
+   * event loop answers FUSE requests and must never hold still for seconds,
+   * so it pays the higher peak memory instead.
+   */
+  inlineFromJsonBytes?: number | undefined;
 }
 
 interface Pending {
@@ -70,7 +77,7 @@ export class ThreadTocParser implements TocParser {
 
   async parse(request: TocParseRequest): Promise<ParsedToc> {
     if (this.closed) throw new LayerError('TOC parser closed');
-    if (request.json.byteLength >= INLINE_FROM_JSON_BYTES) return inlineTocParser.parse(request);
+    if (request.json.byteLength >= (this.options.inlineFromJsonBytes ?? INLINE_FROM_JSON_BYTES)) return inlineTocParser.parse(request);
     // A retired worker's heap is freed only once it has terminated: never hold two big heaps at once.
     if (this.retiring) await this.retiring;
     if (this.closed) throw new LayerError('TOC parser closed');

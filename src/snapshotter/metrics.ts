@@ -103,7 +103,7 @@ export class RemoteMetrics {
     });
     this.fuseSeconds = new Histogram({
       name: 'lazysnap_fuse_operation_seconds',
-      help: 'Time from a FUSE request reaching the daemon to its answer, by operation.',
+      help: 'Time from a FUSE request reaching the process that serves the mount to its answer, by operation.',
       labelNames: ['operation'],
       buckets: LATENCY_BUCKETS,
       registers,

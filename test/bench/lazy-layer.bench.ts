@@ -51,7 +51,7 @@ export async function benchLazyLayer(): Promise<{ text: string; results: Record<
 
     const config = join(work, 'lazysnap.toml');
     writeFileSync(config, '[remote]\nprefetch = false\nbackground_fetch = false\n');
-    const daemon = await startDaemon(join(work, 'daemon'), ['--config', config, '--log-level', 'warn']);
+    const daemon = await startDaemon(join(work, 'daemon'), ['--config', config, '--log-level', 'warn'], { fuseManager: true });
     try {
       const logBefore = bytesServed(registry.readLog()).get(layer.digest) ?? 0;
       const t0 = process.hrtime.bigint();
@@ -107,7 +107,7 @@ export async function benchLazyLayer(): Promise<{ text: string; results: Record<
       await daemon.client.remove('bench-layer');
       return { text, results };
     } finally {
-      await daemon.stop();
+      await daemon.stopWithFuseManager();
     }
   } finally {
     await client.close();

@@ -53,7 +53,7 @@ async function lockHold(metricsUrl: string): Promise<Record<string, number>> {
 export async function benchSnapshotter(): Promise<{ rows: Row[]; lockHold: Record<string, number>; text: string }> {
   const work = makeTempDir('bench-snap');
   const metricsPort = await freePort();
-  const daemon = await startDaemon(join(work, 'lazysnap'), ['--metrics-address', `127.0.0.1:${metricsPort}`, '--log-level', 'warn']);
+  const daemon = await startDaemon(join(work, 'lazysnap'), ['--metrics-address', `127.0.0.1:${metricsPort}`, '--log-level', 'warn'], { fuseManager: true });
   const containerd = await startContainerd(work, { lazysnapSocket: daemon.socket });
   const rows: Row[] = [];
   try {
@@ -104,7 +104,7 @@ export async function benchSnapshotter(): Promise<{ rows: Row[]; lockHold: Recor
     return { rows, lockHold: hold, text };
   } finally {
     await containerd.stop();
-    await daemon.stop();
+    await daemon.stopWithFuseManager();
     removeTree(work);
   }
 }

@@ -36,7 +36,7 @@ interface Trial {
 async function trial(work: string, name: string, ref: string, method: Trial['method'], bytes: () => number): Promise<{ seconds: number; bytesFetched: number }> {
   const dir = join(work, name);
   mkdirSync(dir, { recursive: true });
-  const daemon = await startDaemon(join(dir, 'lazysnap'), ['--log-level', 'warn']);
+  const daemon = await startDaemon(join(dir, 'lazysnap'), ['--log-level', 'warn'], { fuseManager: true });
   const containerd = await startContainerd(dir, { lazysnapSocket: daemon.socket });
   try {
     const before = bytes();
@@ -54,7 +54,7 @@ async function trial(work: string, name: string, ref: string, method: Trial['met
   } finally {
     await containerd.ctr(['images', 'rm', '--sync', ref]).catch(() => undefined);
     await containerd.stop();
-    await daemon.stop();
+    await daemon.stopWithFuseManager();
     removeTree(dir);
   }
 }
@@ -78,7 +78,7 @@ async function ctrPulls(work: string, ref: string, count: number): Promise<numbe
 async function inProcessPulls(work: string, ref: string, count: number): Promise<number> {
   const dir = join(work, `in-process-${count}`);
   mkdirSync(dir, { recursive: true });
-  const daemon = await startDaemon(join(dir, 'lazysnap'), ['--log-level', 'warn']);
+  const daemon = await startDaemon(join(dir, 'lazysnap'), ['--log-level', 'warn'], { fuseManager: true });
   const containerd = await startContainerd(dir, { lazysnapSocket: daemon.socket });
   const registry = new RegistryClient();
   const flights = new SingleFlight<number>();
@@ -101,7 +101,7 @@ async function inProcessPulls(work: string, ref: string, count: number): Promise
   } finally {
     await registry.close();
     await containerd.stop();
-    await daemon.stop();
+    await daemon.stopWithFuseManager();
     removeTree(dir);
   }
 }
@@ -109,7 +109,7 @@ async function inProcessPulls(work: string, ref: string, count: number): Promise
 async function concurrentPulls(work: string, ref: string, count: number): Promise<number> {
   const dir = join(work, `concurrent-${count}`);
   mkdirSync(dir, { recursive: true });
-  const daemon = await startDaemon(join(dir, 'lazysnap'), ['--log-level', 'warn']);
+  const daemon = await startDaemon(join(dir, 'lazysnap'), ['--log-level', 'warn'], { fuseManager: true });
   const containerd = await startContainerd(dir, { lazysnapSocket: daemon.socket });
   try {
     const t0 = process.hrtime.bigint();
@@ -117,7 +117,7 @@ async function concurrentPulls(work: string, ref: string, count: number): Promis
     return Number(process.hrtime.bigint() - t0) / 1e9;
   } finally {
     await containerd.stop();
-    await daemon.stop();
+    await daemon.stopWithFuseManager();
     removeTree(dir);
   }
 }

@@ -212,8 +212,8 @@ async function measure(setup: Setup, endpoint: RegistryEndpoint, image: ThreeWay
   try {
     const stargz = setup.stargz.available ? await startStargzDaemon(setup.stargz.path, join(dir, 'stargz'), setup.stargzConfig) : undefined;
     if (stargz) stops.push(stargz.stop);
-    const lazysnap = await startDaemon(join(dir, 'lazysnap'), ['--config', setup.lazysnapConfig, '--log-level', 'info']);
-    stops.push(lazysnap.stop);
+    const lazysnap = await startDaemon(join(dir, 'lazysnap'), ['--config', setup.lazysnapConfig, '--log-level', 'info'], { fuseManager: true });
+    stops.push(lazysnap.stopWithFuseManager);
     const stargzPlugin = stargz ? ['[proxy_plugins.stargz]', '  type = "snapshot"', `  address = "${stargz.socket}"`].join('\n') : undefined;
     const containerd = await startContainerd(dir, { lazysnapSocket: lazysnap.socket, extraConfig: stargzPlugin });
     stops.push(() => containerd.stop());

@@ -32,6 +32,7 @@ let images: TestImages;
 let daemonArgs: string[];
 let metricsUrl: string;
 let readsLog: string;
+let snapshotsBefore: string[];
 
 before(async () => {
   work = makeTempDir('e2e-fuse-manager');
@@ -53,10 +54,8 @@ after(async () => {
   await containerd?.ctr(['tasks', 'kill', '-s', 'SIGKILL', 'reader']).catch(() => undefined);
   await containerd?.ctr(['containers', 'rm', 'reader']).catch(() => undefined);
   await containerd?.stop();
-  const managerPid = daemon ? await statusJson().then((s) => s.fuseManager?.pid, () => undefined) : undefined;
-  await daemon?.stop();
-  // The manager outlives the daemon by design: stop it (it unmounts every layer).
-  if (managerPid !== undefined) await stopProcess(managerPid);
+  // The manager outlives the daemon by design: stop it too (it unmounts every layer).
+  await daemon?.stopWithFuseManager();
   await registry?.stop();
   removeTree(work);
 });
@@ -66,31 +65,33 @@ async function statusJson(): Promise<DaemonStatus> {
   return JSON.parse(stdout) as DaemonStatus;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function stopProcess(pid: number): Promise<void> {
-  if (!alive(pid)) return;
-  process.kill(pid, 'SIGTERM');
-  await waitUntil(`process ${pid} to exit`, () => !alive(pid), 20_000);
-}
-
-/** mountinfo lines of the layer mounts: "<mount id> <mountpoint>", the id changes when a layer is mounted again. */
+/** Mountpoints of the layer mounts in mountinfo (a dead mount would stay listed until it is taken down). */
 function layerMounts(): string[] {
   return readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .filter((line) => line.includes(daemon.root) && line.includes(' - fuse'))
-    .map((line) => {
-      const fields = line.split(' ');
-      return `${fields[0]} ${fields[4]}`;
-    })
+    .map((line) => line.split(' ')[4] as string)
     .sort();
+}
+
+/** Layers the FUSE manager mounted so far, all its instances together (they share one log file). */
+function mountsMadeByManagers(): number {
+  const log = join(daemon.root, 'fuse-manager', 'manager.log');
+  return readFileSync(log, 'utf8').split('\n').filter((line) => line.includes('"msg":"layer mounted"')).length;
+}
+
+/** Layers opened (footer and TOC fetched and verified) by the current manager, from the daemon's /metrics. */
+async function layersOpened(): Promise<number> {
+  const series = parsePrometheusText(await (await fetch(metricsUrl)).text());
+  return series.get('lazysnap_remote_layer_opens_total{outcome="ok"}') ?? 0;
+}
+
+/** The daemon is back: the same mounts, none made again, no layer opened again (no registry round trip for them). */
+async function assertAdopted(mounts: string[], what: string): Promise<void> {
+  assert.deepEqual(layerMounts(), mounts, what);
+  assert.equal(mountsMadeByManagers(), 3, `${what}: no layer mounted again`);
+  assert.equal(await layersOpened(), 3, `${what}: no layer opened again`);
+  assert.deepEqual(await snapshotNames(), snapshotsBefore, `${what}: the same snapshots`);
 }
 
 interface ReadTally {
@@ -149,7 +150,9 @@ describe('FUSE manager', () => {
     await readerProgresses(20, 'before any restart');
     const mounts = layerMounts();
     assert.equal(mounts.length, 3, 'one FUSE mount per layer');
-    const snapshots = await snapshotNames();
+    snapshotsBefore = await snapshotNames();
+    assert.equal(await layersOpened(), 3);
+    assert.equal(mountsMadeByManagers(), 3);
     const managerPid = (await statusJson()).fuseManager?.pid;
     assert.ok(managerPid !== undefined && managerPid !== daemon.process.child.pid, 'a FUSE manager of its own serves the mounts');
 
@@ -157,21 +160,18 @@ describe('FUSE manager', () => {
     await readerProgresses(10, 'while no daemon runs (after SIGTERM)');
     daemon = await startDaemon(join(work, 'lazysnap'), daemonArgs, { fuseManager: true });
     await readerProgresses(10, 'after SIGTERM and a start');
-    assert.deepEqual(layerMounts(), mounts, 'the same kernel mounts, adopted, not made again');
-    assert.deepEqual(await snapshotNames(), snapshots);
+    await assertAdopted(mounts, 'after SIGTERM and a start');
 
     await daemon.kill();
     await readerProgresses(10, 'while no daemon runs (after SIGKILL)');
     daemon = await startDaemon(join(work, 'lazysnap'), daemonArgs, { fuseManager: true });
     await readerProgresses(10, 'after SIGKILL and a start');
-    assert.deepEqual(layerMounts(), mounts);
-    assert.deepEqual(await snapshotNames(), snapshots);
+    await assertAdopted(mounts, 'after SIGKILL and a start');
 
     await daemon.stop();
     daemon = await startDaemon(join(work, 'lazysnap'), daemonArgs, { fuseManager: true, cliPath: copyOfTheBuild() });
     await readerProgresses(10, 'after an upgrade to another build');
-    assert.deepEqual(layerMounts(), mounts);
-    assert.deepEqual(await snapshotNames(), snapshots);
+    await assertAdopted(mounts, 'after an upgrade to another build');
 
     // A daemon whose event loop does not turn at all: the worst a slow List or a huge TOC parse could do.
     process.kill(daemon.process.child.pid as number, 'SIGSTOP');
@@ -189,6 +189,7 @@ describe('FUSE manager', () => {
     assert.equal(status.mounts.length, 3);
 
     // New containers from the same image start after all that.
+    await containerd.reachesLazysnap();
     const out = await containerd.ctr(['run', '--rm', '--snapshotter', 'lazysnap', images.estargzRef, 'after-upgrade', ...checksumCommand(images.expected)]);
     assert.deepEqual(assertChecksums(out, images.expected), []);
     assert.deepEqual(tally().failures, []);
@@ -232,9 +233,10 @@ describe('FUSE manager', () => {
       const status = await statusJson();
       return status.fuseManager?.connected === true && status.fuseManager.pid !== oldPid && status.fuseManager.mounts === 3 && status.fuseManager.restarts === 1;
     }, 60_000, 250);
-    const now = layerMounts();
-    assert.equal(now.length, 3, `one live mount per layer: ${now.join(', ')}`);
-    assert.notDeepEqual(now, oldMounts, 'the layers were mounted again (new mount ids)');
+    // The dead mounts were taken down, not stacked under the new ones.
+    assert.deepEqual(layerMounts(), oldMounts, 'one mount per layer, at the same places');
+    assert.equal(mountsMadeByManagers(), 6, 'the new manager mounted every layer again');
+    for (const mountpoint of oldMounts) assert.ok(existsSync(join(mountpoint, 'bin')) || existsSync(join(mountpoint, 'usr')) || existsSync(join(mountpoint, 'opt')), `${mountpoint} serves its layer`);
     const out = await containerd.ctr(['run', '--rm', '--snapshotter', 'lazysnap', images.estargzRef, 'after-manager-death', ...checksumCommand(images.expected)]);
     assert.deepEqual(assertChecksums(out, images.expected), []);
     const series = parsePrometheusText(await (await fetch(metricsUrl)).text());

@@ -65,6 +65,7 @@ describe('restart of the daemon', () => {
     await registry.stop();
     try {
       daemon = await startDaemon(join(work, 'lazysnap'));
+      await containerd.reachesLazysnap();
       const out = await containerd.ctr(['run', '--rm', '--snapshotter', 'lazysnap', images.estargzRef, 'offline', ...checksumCommand(images.expected)]);
       assert.deepEqual(assertChecksums(out, images.expected), []);
     } finally {

@@ -16,6 +16,12 @@ export interface ContainerdInstance {
   process: ManagedProcess;
   /** Runs ctr against this containerd; resolves with stdout, rejects with stderr in the message. */
   ctr(args: string[], options?: { timeoutMs?: number }): Promise<string>;
+  /**
+   * Waits until containerd reaches lazysnap again after a daemon restart:
+   * a call it made while the socket was gone leaves its connection in gRPC's
+   * reconnect backoff, and calls meanwhile fail at once (Unavailable).
+   */
+  reachesLazysnap(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -96,6 +102,11 @@ export async function startContainerd(workDir: string, options: ContainerdOption
     namespace,
     process: proc,
     ctr,
+    reachesLazysnap: () =>
+      waitUntil('containerd to reach lazysnap', async () => {
+        await ctr(['snapshots', '--snapshotter', 'lazysnap', 'ls'], { timeoutMs: 5_000 });
+        return true;
+      }, 30_000, 200),
     stop: async () => {
       // Kill leftover tasks' shims with containerd; tests remove their containers first.
       await proc.stop(15_000);

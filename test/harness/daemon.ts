@@ -1,6 +1,6 @@
 // Starts the real `lazysnap serve` (the built CLI) on a socket in a temp dir.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SnapshotsClient } from '../../src/containerd/snapshots-client.js';
@@ -15,6 +15,33 @@ export interface DaemonInstance {
   client: SnapshotsClient;
   stop(): Promise<void>;
   kill(): Promise<void>;
+  /** Stops the daemon, then the FUSE manager serving its root if one runs (it unmounts every layer): a test's or benchmark's teardown. */
+  stopWithFuseManager(): Promise<void>;
+}
+
+/** The pid of the FUSE manager of root (its lock file holds it), if one runs. */
+export function fuseManagerPid(root: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(root, 'fuse-manager', 'lock'), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGTERM to the FUSE manager of root, waiting until it has unmounted its layers and exited. */
+export async function stopFuseManager(root: string): Promise<void> {
+  const pid = fuseManagerPid(root);
+  if (pid === undefined) return;
+  process.kill(pid, 'SIGTERM');
+  await waitUntil(`FUSE manager ${pid} to exit`, () => fuseManagerPid(root) === undefined, 30_000);
 }
 
 export interface DaemonOptions {
@@ -58,6 +85,11 @@ export async function startDaemon(workDir: string, extraArgs: string[] = [], opt
     kill: async () => {
       client.close();
       await proc.kill();
+    },
+    stopWithFuseManager: async () => {
+      client.close();
+      await proc.stop();
+      await stopFuseManager(root);
     },
   };
 }

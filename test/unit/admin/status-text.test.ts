@@ -65,6 +65,18 @@ describe('status table', () => {
     assert.match(text, /^ {2}2026-01-01T00:01:00\.000Z {2}r\.example\/app:1 {2}sha256:aaaaaaaaaaaa {2}range: range fetch timed out after 30000 ms$/m);
   });
 
+  it('names the FUSE manager serving the mounts, or says it is away and why, and that the layers are then unknown', () => {
+    assert.match(formatStatus(status()), /^FUSE served by: the daemon itself \(\[fuse_manager\] enable = false\)$/m);
+    const up = formatStatus(status({ fuseManager: { connected: true, pid: 77, version: '1.2.3', startedAt: '2026-01-01T00:00:00.000Z', socket: '/var/lib/lazysnap/fuse-manager/manager.sock', mounts: 1, restarts: 2 } }));
+    assert.match(up, /^FUSE manager: pid 77 {2}version 1\.2\.3 {2}since 2026-01-01T00:00:00\.000Z {2}1 mount {2}2 restarts seen {2}socket \/var\/lib\/lazysnap\/fuse-manager\/manager\.sock$/m);
+    const away = formatStatus(status({
+      remote: { enabled: true, layers: [], error: 'FUSE manager at /s: not connected' },
+      fuseManager: { connected: false, socket: '/s', restarts: 1, error: 'connect ECONNREFUSED /s' },
+    }));
+    assert.match(away, /^FUSE manager: NOT CONNECTED \(\/s\): connect ECONNREFUSED \/s; 1 restart seen$/m);
+    assert.match(away, /^Remote layers: unknown \(FUSE manager at \/s: not connected\)$/m);
+  });
+
   it('says when remote layers are off', () => {
     assert.match(formatStatus(status({ remote: { enabled: false, layers: [] } })), /^Remote layers: off \(\[remote\] enabled = false\)$/m);
   });
