@@ -10,6 +10,7 @@
  * root is deleted (a test or benchmark threw the whole state away).
  */
 import { existsSync } from 'node:fs';
+import { chmod } from 'node:fs/promises';
 import pino from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { RecentErrors } from '../admin/recent-errors.js';
@@ -49,6 +50,8 @@ export async function fuseManager(flags: FuseManagerFlags): Promise<void> {
   const version = packageVersion();
   // Its own lock, not the daemon's: both run on one root at once, but only one manager.
   const lock = await lockRoot(managerDirectory(config.root));
+  // The control socket is created in here: root's alone, also when an older directory was looser.
+  await chmod(managerDirectory(config.root), 0o700);
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics, prefix: 'lazysnap_fuse_manager_' });
   const keychain = config.criKeychain.enableKeychain ? new CriKeychain() : undefined;

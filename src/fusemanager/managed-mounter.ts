@@ -30,6 +30,13 @@ export interface ManagedMounterOptions {
   logger: Logger;
   /** How long to wait for a manager to answer (a start included) before calls fail. Default 30 s. */
   connectTimeoutMs?: number;
+  /**
+   * After a lost connection, how long the socket must stay absent before this
+   * starts a manager itself: a service manager restarting the manager's own
+   * unit gets there first, and two managers would fight over the lock.
+   * Default 3 s.
+   */
+  restartGraceMs?: number;
 }
 
 /** Status and metrics must not hang on a manager that does not answer. */
@@ -141,16 +148,19 @@ export class ManagedMounter implements RemoteMounter {
 
   private connected(): Promise<ManagerConnection> {
     if (this.connection?.isOpen) return Promise.resolve(this.connection);
-    this.connecting ??= this.establish().finally(() => {
+    // The first connection starts a manager at once; after a loss, a service manager gets its chance first.
+    const graceMs = this.hello === undefined ? 0 : (this.options.restartGraceMs ?? 3_000);
+    this.connecting ??= this.establish(graceMs).finally(() => {
       this.connecting = undefined;
     });
     return this.connecting;
   }
 
-  private async establish(): Promise<ManagerConnection> {
+  private async establish(graceMs: number): Promise<ManagerConnection> {
     const { socketPath, logger } = this.options;
     const timeoutMs = this.options.connectTimeoutMs ?? 30_000;
-    const deadline = Date.now() + timeoutMs;
+    const began = Date.now();
+    const deadline = began + graceMs + timeoutMs;
     let started: StartedManager | undefined;
     let exitCode: number | null | undefined;
     for (;;) {
@@ -161,7 +171,7 @@ export class ManagedMounter implements RemoteMounter {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         const absent = code === 'ENOENT' || code === 'ECONNREFUSED';
-        if (absent && started === undefined) {
+        if (absent && started === undefined && Date.now() - began >= graceMs) {
           started = await this.options.start();
           void started.exited.then((exit) => {
             exitCode = exit;
@@ -171,7 +181,7 @@ export class ManagedMounter implements RemoteMounter {
         this.lastError = (err as Error).message;
         if (Date.now() > deadline) {
           const exited = exitCode !== undefined ? `; the manager started here exited with code ${exitCode}` : '';
-          throw new FuseManagerUnavailableError(socketPath, `no answer within ${timeoutMs} ms (${this.lastError})${exited}${started ? `; see ${started.logPath}` : ''}`, { cause: err });
+          throw new FuseManagerUnavailableError(socketPath, `no answer within ${graceMs + timeoutMs} ms (${this.lastError})${exited}${started ? `; see ${started.logPath}` : ''}`, { cause: err });
         }
         await new Promise((resolve) => setTimeout(resolve, 50));
         continue;

@@ -53,6 +53,8 @@ before(async () => {
 after(async () => {
   await containerd?.ctr(['tasks', 'kill', '-s', 'SIGKILL', 'reader']).catch(() => undefined);
   await containerd?.ctr(['containers', 'rm', 'reader']).catch(() => undefined);
+  await containerd?.ctr(['tasks', 'kill', '-s', 'SIGKILL', 'survivor']).catch(() => undefined);
+  await containerd?.ctr(['containers', 'rm', 'survivor']).catch(() => undefined);
   await containerd?.stop();
   // The manager outlives the daemon by design: stop it too (it unmounts every layer).
   await daemon?.stopWithFuseManager();
@@ -225,6 +227,8 @@ describe('FUSE manager', () => {
 
   it('starts a new manager when the manager dies, mounts every layer again, and new containers work', async () => {
     await containerd.ctr(['containers', 'rm', 'reader']).catch(() => undefined);
+    await containerd.ctr(['run', '-d', '--snapshotter', 'lazysnap', images.estargzRef, 'survivor', '/bin/sleep', '600']);
+    assert.equal((await containerd.ctr(['tasks', 'exec', '--exec-id', 'before', 'survivor', '/bin/cat', '/etc/lower/kept.txt'])).trim(), 'kept-from-layer-0');
     const before = await statusJson();
     const oldPid = before.fuseManager?.pid as number;
     const oldMounts = layerMounts();
@@ -237,6 +241,14 @@ describe('FUSE manager', () => {
     assert.deepEqual(layerMounts(), oldMounts, 'one mount per layer, at the same places');
     assert.equal(mountsMadeByManagers(), 6, 'the new manager mounted every layer again');
     for (const mountpoint of oldMounts) assert.ok(existsSync(join(mountpoint, 'bin')) || existsSync(join(mountpoint, 'usr')) || existsSync(join(mountpoint, 'opt')), `${mountpoint} serves its layer`);
+    // As the README says: a container that ran on the dead manager's mounts cannot open their files any more.
+    await assert.rejects(containerd.ctr(['tasks', 'exec', '--exec-id', 'after', 'survivor', '/bin/cat', '/etc/lower/kept.txt']));
+    await containerd.ctr(['tasks', 'kill', '-s', 'SIGKILL', 'survivor']);
+    await waitUntil('the survivor to stop and its task to be deleted', async () => {
+      await containerd.ctr(['tasks', 'rm', 'survivor']);
+      return true;
+    }, 20_000, 200);
+    await containerd.ctr(['containers', 'rm', 'survivor']);
     const out = await containerd.ctr(['run', '--rm', '--snapshotter', 'lazysnap', images.estargzRef, 'after-manager-death', ...checksumCommand(images.expected)]);
     assert.deepEqual(assertChecksums(out, images.expected), []);
     const series = parsePrometheusText(await (await fetch(metricsUrl)).text());

@@ -121,6 +121,7 @@ describe('ManagedMounter', () => {
     const client = await ManagedMounter.connect({
       socketPath,
       logger,
+      restartGraceMs: 200,
       // The replacement comes up only when the test says so: meanwhile the manager is away.
       start: async () => {
         await new Promise<void>((resolve) => (startNewOne = resolve));
@@ -149,6 +150,36 @@ describe('ManagedMounter', () => {
       assert.deepEqual([...(mounter.holders.get('sha256:b') ?? [])], ['2'], 'a released reference is not given again');
       assert.equal(client.restarts, 1);
       assert.equal((await client.status()).version, '2');
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
+  it('after a loss, leaves the first move to a service manager that restarts the manager itself', async () => {
+    const socketPath = join(dir, 'e.sock');
+    let mounter = new MemoryMounter();
+    let server = await FuseManagerServer.listen(socketPath, backend(mounter), logger, '1');
+    let starts = 0;
+    const client = await ManagedMounter.connect({
+      socketPath,
+      logger,
+      restartGraceMs: 2_000,
+      start: async () => {
+        starts++;
+        return { exited: new Promise(() => undefined), logPath: '/dev/null' };
+      },
+    });
+    try {
+      await client.acquire(layer('sha256:a'), '1');
+      await server.close();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // systemd's Restart= brings the unit back within the grace period.
+      mounter = new MemoryMounter();
+      server = await FuseManagerServer.listen(socketPath, backend(mounter), logger, '1');
+      await waitUntil('reconnected', () => client.isConnected && mounter.holders.size === 1, 10_000, 10);
+      assert.equal(starts, 0, 'no second manager was started to fight the first over the lock');
+      assert.equal(client.restarts, 1);
     } finally {
       await client.close();
       await server.close();
