@@ -190,8 +190,13 @@ export class ManagedMounter implements RemoteMounter {
       try {
         hello = await connection.call('hello', { protocol: FUSE_MANAGER_PROTOCOL }, QUERY_TIMEOUT_MS);
       } catch (err) {
+        // A manager that is still starting or already going (it lost its lock to another): ask again until the deadline.
         connection.close();
-        throw err;
+        this.lastError = (err as Error).message;
+        logger.warn({ err: { message: this.lastError }, socket: socketPath }, 'the FUSE manager did not answer the handshake; trying again');
+        if (Date.now() > deadline) throw new FuseManagerUnavailableError(socketPath, `no handshake within ${graceMs + timeoutMs} ms (${this.lastError})`, { cause: err });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
       }
       if (hello.protocol !== FUSE_MANAGER_PROTOCOL) {
         connection.close();

@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
 import { startDaemon, type DaemonInstance } from '../harness/daemon.js';
@@ -59,8 +59,10 @@ async function pushOneLayerImage(client: RegistryClient, from: string, to: strin
   return top.digest;
 }
 
+/** The daemon's log and its FUSE manager's (which talks to the registry with the forwarded credentials). */
 function daemonLog(): string {
-  return readFileSync(daemon.process.logPath, 'utf8');
+  const managerLog = join(daemon.root, 'fuse-manager', 'manager.log');
+  return readFileSync(daemon.process.logPath, 'utf8') + (existsSync(managerLog) ? readFileSync(managerLog, 'utf8') : '');
 }
 
 function logLines(text: string): Array<Record<string, unknown>> {
@@ -102,7 +104,8 @@ before(async () => {
   const containerdSocket = join(work, 'containerd', 'containerd.sock');
   const config = join(work, 'lazysnap.toml');
   writeFileSync(config, `[cri_keychain]\nenable_keychain = true\nimage_service_path = "${containerdSocket}"\n`);
-  daemon = await startDaemon(join(work, 'lazysnap'), ['--config', config]);
+  // As deployed: the FUSE manager talks to the registry, with the credentials the daemon passes on.
+  daemon = await startDaemon(join(work, 'lazysnap'), ['--config', config], { fuseManager: true });
   containerd = await startContainerd(work, {
     lazysnapSocket: daemon.socket,
     enableCri: true,
@@ -113,7 +116,7 @@ before(async () => {
 
 after(async () => {
   await containerd?.stop();
-  await daemon?.stop();
+  await daemon?.stopWithFuseManager();
   await registry?.process.stop();
   delete process.env.DOCKER_CONFIG;
   removeTree(work);

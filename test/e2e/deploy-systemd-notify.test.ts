@@ -79,7 +79,7 @@ describe('systemd readiness (Type=notify)', () => {
   it('sends READY=1 from the daemon pid only once its socket answers, and STOPPING=1 on SIGTERM', async () => {
     const daemon = new ManagedProcess(
       process.execPath,
-      [CLI_PATH, 'serve', '--address', daemonSocket, '--root', join(work, 'root'), '--config', '/dev/null'],
+      [CLI_PATH, 'serve', '--address', daemonSocket, '--root', join(work, 'root'), '--config', '/dev/null', '--no-fuse-manager'],
       join(work, 'lazysnap.log'),
       { ...process.env, NOTIFY_SOCKET: notifySocket },
     );
@@ -117,7 +117,7 @@ describe('systemd readiness (Type=notify)', () => {
     const address = join(dir, 'lazysnap.sock');
     const daemon = new ManagedProcess(
       process.execPath,
-      [CLI_PATH, 'serve', '--address', address, '--root', join(dir, 'root'), '--config', '/dev/null'],
+      [CLI_PATH, 'serve', '--address', address, '--root', join(dir, 'root'), '--config', '/dev/null', '--no-fuse-manager'],
       join(work, 'unreachable.log'),
       { ...process.env, NOTIFY_SOCKET: join(work, 'nobody-listens.sock') },
     );

@@ -106,7 +106,8 @@ export interface ServeResult {
  * a daemon that should not have started may not shut down cleanly either).
  */
 export function runServeToExit(args: string[], options: { timeoutMs?: number; asUser?: number } = {}): ServeResult {
-  const command = [process.execPath, CLI_PATH, 'serve', ...args];
+  // No FUSE manager unless the args ask for one: a daemon that fails late in its start-up would leave one behind.
+  const command = [process.execPath, CLI_PATH, 'serve', '--no-fuse-manager', ...args];
   const argv = options.asUser === undefined ? command : ['setpriv', `--reuid=${options.asUser}`, `--regid=${options.asUser}`, '--clear-groups', ...command];
   const result = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', timeout: options.timeoutMs ?? 20_000, killSignal: 'SIGKILL' });
   return { status: result.status, signal: result.signal, stderr: result.stderr };

@@ -25,7 +25,7 @@ describe('lazysnap serve lifecycle', () => {
     const daemon = await startDaemon(join(work, 'a'));
     try {
       assert.equal(statSync(daemon.socket).mode & 0o777, 0o660);
-      const second = spawnSync(process.execPath, [CLI_PATH, 'serve', '--address', daemon.socket, '--root', join(work, 'a', 'root2'), '--config', '/dev/null'], { encoding: 'utf8', timeout: 20_000 });
+      const second = spawnSync(process.execPath, [CLI_PATH, 'serve', '--address', daemon.socket, '--root', join(work, 'a', 'root2'), '--config', '/dev/null', '--no-fuse-manager'], { encoding: 'utf8', timeout: 20_000 });
       assert.equal(second.status, 1);
       assert.match(second.stderr, /another process is already serving/);
       // The running daemon is unharmed.
@@ -89,7 +89,7 @@ describe('lazysnap serve lifecycle', () => {
 
   it('creates a missing socket directory with mode 0711', () => {
     const runDir = join(work, 'run-dir', 'lazysnap');
-    const child = spawnSync('timeout', ['--preserve-status', '-s', 'TERM', '3', process.execPath, CLI_PATH, 'serve', '--address', join(runDir, 'x.sock'), '--root', join(work, 'run-dir', 'root'), '--config', '/dev/null'], { encoding: 'utf8' });
+    const child = spawnSync('timeout', ['--preserve-status', '-s', 'TERM', '3', process.execPath, CLI_PATH, 'serve', '--address', join(runDir, 'x.sock'), '--root', join(work, 'run-dir', 'root'), '--config', '/dev/null', '--no-fuse-manager'], { encoding: 'utf8' });
     assert.equal(child.status, 0, child.stderr);
     assert.equal(statSync(runDir).mode & 0o777, 0o711);
   });
@@ -227,7 +227,7 @@ describe('lazysnap serve lifecycle', () => {
   it('exits 0 on SIGTERM within the grace period when nobody reads its stderr any more', async () => {
     const dir = join(work, 'closed-stderr');
     mkdirSync(dir, { recursive: true });
-    const child = spawn(process.execPath, [CLI_PATH, 'serve', '--address', join(dir, 's.sock'), '--root', join(dir, 'root'), '--config', '/dev/null', '--log-level', 'debug'], {
+    const child = spawn(process.execPath, [CLI_PATH, 'serve', '--address', join(dir, 's.sock'), '--root', join(dir, 'root'), '--config', '/dev/null', '--no-fuse-manager', '--log-level', 'debug'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
