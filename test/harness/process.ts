@@ -10,7 +10,12 @@ export function makeTempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `lazysnap-${prefix}-`));
 }
 
+/** Removes a test's work tree, unless LAZYSNAP_KEEP_TEST_DIRS is set (logs, manager.log and state kept to debug a failure). */
 export function removeTree(path: string): void {
+  if (process.env.LAZYSNAP_KEEP_TEST_DIRS) {
+    process.stderr.write(`# kept ${path} (LAZYSNAP_KEEP_TEST_DIRS)\n`);
+    return;
+  }
   rmSync(path, { recursive: true, force: true });
 }
 
