@@ -6,13 +6,22 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/** Work trees made by makeTempDir: the only trees LAZYSNAP_KEEP_TEST_DIRS keeps. */
+const workTrees = new Set<string>();
+
 export function makeTempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `lazysnap-${prefix}-`));
+  const dir = mkdtempSync(join(tmpdir(), `lazysnap-${prefix}-`));
+  workTrees.add(dir);
+  return dir;
 }
 
-/** Removes a test's work tree, unless LAZYSNAP_KEEP_TEST_DIRS is set (logs, manager.log and state kept to debug a failure). */
+/**
+ * Removes a tree. A test's whole work tree (from makeTempDir) is kept when
+ * LAZYSNAP_KEEP_TEST_DIRS is set, to debug a failure from its logs; trees a
+ * test removes as part of what it checks are always removed.
+ */
 export function removeTree(path: string): void {
-  if (process.env.LAZYSNAP_KEEP_TEST_DIRS) {
+  if (process.env.LAZYSNAP_KEEP_TEST_DIRS && workTrees.has(path)) {
     process.stderr.write(`# kept ${path} (LAZYSNAP_KEEP_TEST_DIRS)\n`);
     return;
   }
