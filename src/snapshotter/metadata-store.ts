@@ -151,20 +151,30 @@ export class MetadataStore {
     }
     return this.write('create', () => {
       if (this.read(key) !== undefined) throw new AlreadyExistsError(`snapshot ${key}: already exists`);
-      let parentId = 0;
-      if (parent !== '') {
-        const parentRecord = this.read(parent);
-        if (!parentRecord) throw new NotFoundError(`snapshot ${key}: parent ${parent} does not exist`);
-        if (parentRecord.kind !== Kind.Committed) {
-          throw new InvalidArgumentError(`snapshot ${key}: parent ${parent} is not a committed snapshot`);
-        }
-        parentId = parentRecord.id;
-      }
+      const parentId = this.committedParentId(key, parent);
       const now = this.clock.now();
       const record: SnapshotRecord = { key, id, kind, parent, labels: storedLabels(labels), created: now, updated: now, size: 0, inodes: 0, ...(remote ? { remote } : {}) };
       this.put(key, record);
       if (parent !== '') this.children.put([parentId, id], key);
       return toStored(key, record);
+    });
+  }
+
+  /**
+   * Records a remote layer straight as committed snapshot name, in one
+   * transaction: what create() of an active snapshot followed by commit()
+   * leaves, with one durable write instead of two (target-ref Prepares are
+   * on the critical path of every lazy pull, one per layer).
+   */
+  createCommittedRemote(name: string, parent: string, labels: Labels, id: number, remote: RemoteLayerRef): StoredSnapshot {
+    return this.write('create-committed', () => {
+      if (this.read(name) !== undefined) throw new AlreadyExistsError(`committed snapshot ${name}: already exists`);
+      const parentId = this.committedParentId(name, parent);
+      const now = this.clock.now();
+      const record: SnapshotRecord = { key: name, id, kind: Kind.Committed, parent, labels: storedLabels(labels), created: now, updated: now, size: 0, inodes: 0, remote };
+      this.put(name, record);
+      if (parent !== '') this.children.put([parentId, id], name);
+      return toStored(name, record);
     });
   }
 
@@ -251,6 +261,17 @@ export class MetadataStore {
     const out: SnapshotInfo[] = [];
     for (const { key, value } of this.snapshots.getRange()) out.push(toStored(value.key ?? key, value).info);
     return out;
+  }
+
+  /** The id of parent, which must be committed (0 for no parent). Inside a transaction. */
+  private committedParentId(key: string, parent: string): number {
+    if (parent === '') return 0;
+    const parentRecord = this.read(parent);
+    if (!parentRecord) throw new NotFoundError(`snapshot ${key}: parent ${parent} does not exist`);
+    if (parentRecord.kind !== Kind.Committed) {
+      throw new InvalidArgumentError(`snapshot ${key}: parent ${parent} is not a committed snapshot`);
+    }
+    return parentRecord.id;
   }
 
   private write<T>(operation: string, body: () => T): T {

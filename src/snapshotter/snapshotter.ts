@@ -231,7 +231,9 @@ export class Snapshotter implements SnapshotLayout {
     }
     // Resolving a remote layer (registry round trips, TOC fetch) happens before any lock is taken.
     const remoteLayer = request ? await this.resolveRemote(key, request) : undefined;
-    const mounts = await this.locks.withLock(key, async () => {
+    const target = request?.protocol === 'target-ref' ? request.target : undefined;
+    const lockKeys = target !== undefined && remoteLayer ? [key, target] : [key];
+    const created = await this.locks.withLocks(lockKeys, async () => {
       // Fail fast before touching the disk; the transaction checks again.
       if (this.store.get(key)) throw new AlreadyExistsError(`snapshot ${key}: already exists`);
       let parentId: number | undefined;
@@ -259,9 +261,14 @@ export class Snapshotter implements SnapshotLayout {
         }
         const mounted = remoteLayer ? await this.mountRemote(key, remoteLayer, id) : false;
         try {
-          const finalLabels = mounted ? { ...labels, [REMOTE_SNAPSHOT]: 'remote' } : labels;
-          const created = this.store.create(kind, key, parent, finalLabels, id, mounted ? remoteLayer : undefined);
-          return buildMounts(kind, created.id, this.store.parentIds(key), this, this.overlay);
+          if (mounted && remoteLayer) {
+            const remoteLabels = { ...labels, [REMOTE_SNAPSHOT]: 'remote' };
+            if (target === undefined) return { snapshot: this.store.create(kind, key, parent, remoteLabels, id, remoteLayer) };
+            // target-ref: one transaction records the layer under its committed name with the label containerd's Walk looks for;
+            // the loser of a race for the same layer gets AlreadyExists from it, and the winner's snapshot serves both.
+            return { committedTarget: this.store.createCommittedRemote(target, parent, { ...remoteLabels, [TARGET_SNAPSHOT_REF]: target }, id, remoteLayer) };
+          }
+          return { snapshot: this.store.create(kind, key, parent, labels, id) };
         } catch (err) {
           if (mounted && remoteLayer) await this.releaseRemote(id, remoteLayer);
           await this.removeDirectory(path);
@@ -271,26 +278,9 @@ export class Snapshotter implements SnapshotLayout {
         this.inFlight.delete(id);
       }
     });
-    if (request?.protocol === 'target-ref' && request.target !== undefined && this.store.get(key)?.remote) {
-      await this.commitRemoteTarget(key, request.target);
-    }
-    return mounts;
-  }
-
-  /**
-   * target-ref protocol: commit the lazily mounted layer under the target
-   * name with the label containerd's Walk looks for, and answer
-   * AlreadyExists, which tells containerd the layer needs no unpacking.
-   */
-  private async commitRemoteTarget(key: string, target: string): Promise<never> {
-    try {
-      await this.commit(target, key, { [TARGET_SNAPSHOT_REF]: target });
-    } catch (err) {
-      // Lost a race with another Prepare of the same layer: theirs serves as well.
-      await this.remove(key).catch((removeErr: unknown) => this.logger.warn({ err: removeErr, key }, 'failed to remove duplicate remote snapshot'));
-      if (!(err instanceof AlreadyExistsError)) throw err;
-    }
-    throw new AlreadyExistsError(`target snapshot ${target}: already exists (served remotely)`);
+    // target-ref: AlreadyExists tells containerd the layer needs no unpacking; it finds the committed snapshot by name.
+    if (created.committedTarget) throw new AlreadyExistsError(`target snapshot ${created.committedTarget.info.name}: already exists (served remotely)`);
+    return buildMounts(kind, created.snapshot.id, this.store.parentIds(key), this, this.overlay);
   }
 
   /**
