@@ -61,7 +61,8 @@ export async function readTocIndex(read: BlobRangeReader, blobSize: number, opti
   const member = footer.tocOffset >= tailStart
     ? tail.subarray(footer.tocOffset - tailStart, tocEnd - tailStart)
     : await readExactly(read, footer.tocOffset, tocLength);
-  const { json, digest } = await extractTocJson(member, limits.maxTocJsonBytes);
+  const { json } = await extractTocJson(member, limits.maxTocJsonBytes);
+  const digest = digestOf(json);
   checkExpectedDigest(json, digest, options.expectedTocDigest);
   return TocIndex.build(parseTocEntries(json, limits), { tocOffset: footer.tocOffset, tocDigest: digest, limits, requireChunkDigests: options.requireChunkDigests ?? true });
 }

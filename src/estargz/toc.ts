@@ -1,7 +1,6 @@
 import { promisify } from 'node:util';
 import { gunzip as gunzipCb, gzip as gzipCb, constants as zlibConstants } from 'node:zlib';
 import { TOC_TAR_NAME } from './constants.js';
-import { digestOf } from './digest.js';
 import { EstargzError, InvalidTocError } from './errors.js';
 import { END_OF_ARCHIVE, TarReader, encodeTarHeader, paddingFor, simpleFileHeader } from './tar.js';
 
@@ -106,10 +105,8 @@ export async function encodeTocMember(json: Buffer, level: number = zlibConstant
 }
 
 export interface TocJsonBytes {
-  /** The uncompressed TOC JSON, exactly the bytes the TOC digest covers. */
+  /** The uncompressed TOC JSON, exactly the bytes the TOC digest covers (hashing it is the caller's: the parser checks the digest where it parses). */
   json: Buffer;
-  /** sha256 digest of `json`. */
-  digest: string;
 }
 
 /**
@@ -139,8 +136,7 @@ export async function extractTocJson(member: Uint8Array, maxJsonBytes: number): 
     if (header.size > maxJsonBytes) throw new InvalidTocError('toc-too-large', `TOC JSON of ${header.size} bytes exceeds ${maxJsonBytes}`);
     const parts: Buffer[] = [];
     for (let piece = await reader.readBody(); piece !== undefined; piece = await reader.readBody()) parts.push(piece);
-    const json = Buffer.concat(parts);
-    return { json, digest: digestOf(json) };
+    return { json: Buffer.concat(parts) };
   } catch (err) {
     if (err instanceof InvalidTocError) throw err;
     throw new InvalidTocError('toc-tar-invalid', err instanceof EstargzError ? err.message : String(err));

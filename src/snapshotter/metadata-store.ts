@@ -163,8 +163,9 @@ export class MetadataStore {
   /**
    * Records a remote layer straight as committed snapshot name, in one
    * transaction: what create() of an active snapshot followed by commit()
-   * leaves, with one durable write instead of two (target-ref Prepares are
-   * on the critical path of every lazy pull, one per layer).
+   * leaves, with one write transaction and no second trip through the locks
+   * (target-ref Prepares are on the critical path of every lazy pull, one per
+   * layer), and no moment in which the active snapshot exists alone.
    */
   createCommittedRemote(name: string, parent: string, labels: Labels, id: number, remote: RemoteLayerRef): StoredSnapshot {
     return this.write('create-committed', () => {
