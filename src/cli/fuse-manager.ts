@@ -36,6 +36,8 @@ export interface FuseManagerFlags {
 const ROOT_CHECK_MS = 2_000;
 /** Unmounting every layer at shutdown ends by then, whatever hangs. */
 const SHUTDOWN_DEADLINE_MS = 15_000;
+/** Past the deadline, detaching what is still mounted gets this long before the process exits. */
+const DETACH_AT_DEADLINE_MS = 5_000;
 
 export async function fuseManager(flags: FuseManagerFlags): Promise<void> {
   const euid = process.geteuid?.() ?? 0;
@@ -80,14 +82,26 @@ export async function fuseManager(flags: FuseManagerFlags): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ reason }, 'FUSE manager shutting down; unmounting every layer');
+    // Which step a shutdown past its deadline was stuck in, for the log.
+    let step = 'closing the control socket';
     setTimeout(() => {
-      logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time; exiting anyway');
-      void logSink.drain(1_000).then(() => process.exit(1));
+      logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS, step }, 'shutdown did not finish in time; detaching every mount left and exiting anyway');
+      // Mounts left behind would be dead once this process is gone (reads get ENOTCONN, rmdir EBUSY): take them off first.
+      const detached = parts.mounter.cleanupStale().then(
+        (paths) => logger.error({ count: paths.length }, 'detached the FUSE mounts shutdown had not taken down'),
+        (err: unknown) => logger.error({ err }, 'detaching the FUSE mounts left at shutdown failed'),
+      );
+      void Promise.race([detached, new Promise((resolve) => setTimeout(resolve, DETACH_AT_DEADLINE_MS))])
+        .then(() => logSink.drain(1_000))
+        .then(() => process.exit(1));
     }, SHUTDOWN_DEADLINE_MS).unref();
     clearInterval(rootCheck);
     server
       .close()
-      .then(() => parts.close())
+      .then(() => {
+        step = 'unmounting layers and closing the registry client';
+        return parts.close();
+      })
       .then(
         () => {
           lock.release();
