@@ -151,12 +151,7 @@ export class MetadataStore {
     }
     return this.write('create', () => {
       if (this.read(key) !== undefined) throw new AlreadyExistsError(`snapshot ${key}: already exists`);
-      const parentId = this.committedParentId(key, parent);
-      const now = this.clock.now();
-      const record: SnapshotRecord = { key, id, kind, parent, labels: storedLabels(labels), created: now, updated: now, size: 0, inodes: 0, ...(remote ? { remote } : {}) };
-      this.put(key, record);
-      if (parent !== '') this.children.put([parentId, id], key);
-      return toStored(key, record);
+      return this.insert(key, kind, parent, labels, id, remote);
     });
   }
 
@@ -170,12 +165,7 @@ export class MetadataStore {
   createCommittedRemote(name: string, parent: string, labels: Labels, id: number, remote: RemoteLayerRef): StoredSnapshot {
     return this.write('create-committed', () => {
       if (this.read(name) !== undefined) throw new AlreadyExistsError(`committed snapshot ${name}: already exists`);
-      const parentId = this.committedParentId(name, parent);
-      const now = this.clock.now();
-      const record: SnapshotRecord = { key: name, id, kind: Kind.Committed, parent, labels: storedLabels(labels), created: now, updated: now, size: 0, inodes: 0, remote };
-      this.put(name, record);
-      if (parent !== '') this.children.put([parentId, id], name);
-      return toStored(name, record);
+      return this.insert(name, Kind.Committed, parent, labels, id, remote);
     });
   }
 
@@ -264,15 +254,22 @@ export class MetadataStore {
     return out;
   }
 
-  /** The id of parent, which must be committed (0 for no parent). Inside a transaction. */
-  private committedParentId(key: string, parent: string): number {
-    if (parent === '') return 0;
-    const parentRecord = this.read(parent);
-    if (!parentRecord) throw new NotFoundError(`snapshot ${key}: parent ${parent} does not exist`);
-    if (parentRecord.kind !== Kind.Committed) {
-      throw new InvalidArgumentError(`snapshot ${key}: parent ${parent} is not a committed snapshot`);
+  /** Writes a new record for key on a committed parent (none: ''), with its child link. Inside a transaction; key must be free. */
+  private insert(key: string, kind: Kind, parent: string, labels: Labels, id: number, remote: RemoteLayerRef | undefined): StoredSnapshot {
+    let parentId = 0;
+    if (parent !== '') {
+      const parentRecord = this.read(parent);
+      if (!parentRecord) throw new NotFoundError(`snapshot ${key}: parent ${parent} does not exist`);
+      if (parentRecord.kind !== Kind.Committed) {
+        throw new InvalidArgumentError(`snapshot ${key}: parent ${parent} is not a committed snapshot`);
+      }
+      parentId = parentRecord.id;
     }
-    return parentRecord.id;
+    const now = this.clock.now();
+    const record: SnapshotRecord = { key, id, kind, parent, labels: storedLabels(labels), created: now, updated: now, size: 0, inodes: 0, ...(remote ? { remote } : {}) };
+    this.put(key, record);
+    if (parent !== '') this.children.put([parentId, id], key);
+    return toStored(key, record);
   }
 
   private write<T>(operation: string, body: () => T): T {
