@@ -73,6 +73,8 @@ export async function fuseManager(flags: FuseManagerFlags): Promise<void> {
     version,
   );
   logger.info({ version, pid: process.pid, root: config.root, socket: server.socketPath }, 'lazysnap FUSE manager serving');
+  // In the background, after readiness: the daemon waits for this socket.
+  void parts.warmUp();
   // Run as a unit of its own (examples/lazysnap-fuse-manager.service): the daemon's unit is ordered after this readiness.
   const notifier = notifierFromEnvironment(process.env, process.pid);
   void notifier?.ready(`serving FUSE mounts for ${config.root}`).catch((err: unknown) => logger.error({ err }, 'could not tell systemd the FUSE manager is ready'));

@@ -18,10 +18,17 @@ import { ChainedCredentials, DockerConfigCredentials, RegistryClient, type Crede
 import { RemoteMetrics } from '../snapshotter/metrics.js';
 import type { RemoteLayerStatus } from '../snapshotter/remote/remote-layer-status.js';
 import { EstargzMounter } from '../snapshotter/remote/estargz-mounter.js';
+import { warmUpRemotePath } from '../snapshotter/remote/warm-up.js';
 import { registryOptions } from './registry-options.js';
 
 export interface RemoteParts {
   mounter: EstargzMounter;
+  /**
+   * Runs the remote path once on a made-up layer (see warm-up.ts), unless
+   * real work comes first; resolves when done, never rejects (a failed step
+   * is logged as a warning). close() stops it.
+   */
+  warmUp(): Promise<void>;
   /** Layers, caches and recent registry failures, for `lazysnap status`. */
   state(): Promise<RemoteStateReport>;
   close(): Promise<void>;
@@ -41,6 +48,11 @@ export async function makePrivateCacheDirectories(root: string): Promise<void> {
 /** Where the mounts of lazy layers live, whichever process serves them. */
 export function layerMountRoot(config: LazysnapConfig): string {
   return join(config.root, 'layers');
+}
+
+/** The start-up warm-up's scratch directory (its made-up layer is mounted in there for a moment). */
+export function warmUpDirectory(config: LazysnapConfig): string {
+  return join(config.root, 'warm-up');
 }
 
 export function tocCacheDirectory(config: LazysnapConfig): string {
@@ -112,10 +124,27 @@ export async function createRemoteParts(
     tocMemoryBytes: config.remote.tocMemoryMiB * 1024 * 1024,
     tocParser,
   });
+  const warmUpAbort = new AbortController();
+  let warmingUp: Promise<void> | undefined;
   return {
     mounter,
+    warmUp() {
+      warmingUp ??= warmUpRemotePath({
+        dir: warmUpDirectory(config),
+        tocParser,
+        logger: log.child({ warmUp: true }),
+        busy: () => mounter.requestsStarted > 0,
+        signal: warmUpAbort.signal,
+      }).then(
+        (result) => log.info({ ms: Math.round(result.ms), steps: result.steps, ...(result.stoppedAt ? { stoppedAt: result.stoppedAt } : {}) }, result.stoppedAt ? 'start-up warm-up gave way to real work' : 'start-up warm-up done: a made-up layer was opened, mounted and read'),
+        (err: unknown) => log.warn({ err }, 'start-up warm-up failed: the first image may be slow to start, and the step named may fail for real layers too'),
+      );
+      return warmingUp;
+    },
     state: async () => ({ layers: mounter.layerStatuses(), chunkCache: cache.stats(), registryErrors: registryErrorsReport(registryErrors) }),
     async close() {
+      warmUpAbort.abort();
+      await warmingUp;
       await mounter.close();
       await tocParser.close();
       await registry.close();

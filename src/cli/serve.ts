@@ -254,6 +254,7 @@ async function openRemote(config: LazysnapConfig, logger: Logger, metrics: Regis
   };
   if (!config.fuseManager.enable) {
     const parts = await createRemoteParts(config, logger, metrics, keychain, new RecentErrors());
+    void parts.warmUp();
     return { mounter: parts.mounter, status: { ...limits, state: () => parts.state() }, close: () => parts.close() };
   }
   const socketPath = managerSocketPath(config.root);

@@ -76,10 +76,10 @@ function layerMounts(): string[] {
     .sort();
 }
 
-/** Layers the FUSE manager mounted so far, all its instances together (they share one log file). */
+/** Layers the FUSE manager mounted so far, all its instances together (they share one log file); its start-up warm-up's made-up layer is not one. */
 function mountsMadeByManagers(): number {
   const log = join(daemon.root, 'fuse-manager', 'manager.log');
-  return readFileSync(log, 'utf8').split('\n').filter((line) => line.includes('"msg":"layer mounted"')).length;
+  return readFileSync(log, 'utf8').split('\n').filter((line) => line.includes('"msg":"layer mounted"') && !line.includes('"warmUp":true')).length;
 }
 
 /** Layers opened (footer and TOC fetched and verified) by the current manager, from the daemon's /metrics. */

@@ -107,6 +107,7 @@ export class EstargzMounter implements RemoteMounter {
   private closing = false;
   /** Image set-ups (openImageLayers) still running. */
   private readonly openingAhead = new Set<Promise<void>>();
+  private requests = 0;
 
   constructor(private readonly options: EstargzMounterOptions) {
     this.tocDigests = new TocDigestResolver(options.registry);
@@ -132,7 +133,13 @@ export class EstargzMounter implements RemoteMounter {
     return 'notRemote' in decision ? undefined : decision;
   }
 
+  /** decide() and acquire() calls so far: a start-up warm-up gives way once real work has come. */
+  get requestsStarted(): number {
+    return this.requests;
+  }
+
   async decide(request: RemoteRequest): Promise<RemoteLayerRef | NotRemote> {
+    this.requests++;
     const { ref, layerDigest } = request;
     this.openImageLayers(request);
     let tocDigest = request.tocDigest;
@@ -188,6 +195,7 @@ export class EstargzMounter implements RemoteMounter {
   }
 
   async acquire(layerRef: RemoteLayerRef, holder: string): Promise<string> {
+    this.requests++;
     const identity = layerIdentity(layerRef);
     const mountpoint = join(this.options.mountRoot, identity.dirName);
     // Serialized with release() per layer, so a last release and a new acquire cannot interleave.
