@@ -13,7 +13,7 @@ import { registryErrorsReport, type RecentErrors } from '../admin/recent-errors.
 import type { RemoteStateReport } from '../admin/index.js';
 import type { LazysnapConfig } from '../config/index.js';
 import type { CriKeychain } from '../cri/index.js';
-import { ChunkCache, ThreadTocParser, type FetchEvent } from '../layer/index.js';
+import { ChunkCache, ThreadTocParser, inlineTocParser, type FetchEvent } from '../layer/index.js';
 import { ChainedCredentials, DockerConfigCredentials, RegistryClient, type CredentialsSource } from '../registry/index.js';
 import { RemoteMetrics } from '../snapshotter/metrics.js';
 import type { RemoteLayerStatus } from '../snapshotter/remote/remote-layer-status.js';
@@ -131,7 +131,8 @@ export async function createRemoteParts(
     warmUp() {
       warmingUp ??= warmUpRemotePath({
         dir: warmUpDirectory(config),
-        tocParser,
+        // Not the worker: it warms its own parser until its first request, which this would be.
+        tocParser: inlineTocParser,
         logger: log.child({ warmUp: true }),
         busy: () => mounter.requestsStarted > 0,
         signal: warmUpAbort.signal,

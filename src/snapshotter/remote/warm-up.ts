@@ -11,7 +11,7 @@
  * made-up layer of its own: an eStargz blob built in memory, served by an
  * HTTP server on 127.0.0.1 that lives for this warm-up only, read through a
  * registry client like the real one (footer and TOC by range requests, TOC
- * parsed on the real parser's thread), mounted with FUSE in a private
+ * parse), mounted with FUSE in a private
  * directory and read through the mount (lookups, attributes, directory
  * listing, chunk fetch, inflate, verification). Nothing of it is kept: no
  * cache, no metrics, no state a user sees. It doubles as a self-test: a step
@@ -35,7 +35,7 @@ import { RegistryClient } from '../../registry/index.js';
 export interface WarmUpOptions {
   /** A directory of its own (emptied first, removed afterwards): the blob's spool files and the mountpoint go here. */
   dir: string;
-  /** The parser real layers use, so its thread is warmed too. */
+  /** Where the made-up TOC is parsed. */
   tocParser: TocParser;
   logger: Logger;
   /** True once real work waits: the warm-up stops before its next step. */

@@ -46,7 +46,7 @@ describe('start-up warm-up', () => {
     const result = await warmUpRemotePath({ dir, tocParser: parser, logger, busy: () => false });
     assert.deepEqual(result.steps, ['build', 'serve', 'open', 'mount', 'read']);
     assert.equal(result.stoppedAt, undefined);
-    assert.equal(parser.parsed, 1, 'the TOC is parsed by the parser real layers use');
+    assert.equal(parser.parsed, 1, 'the TOC is parsed by the parser it was given');
     // The open went over HTTP: the registry client logged its range requests.
     assert.ok(logger.records.some((r) => r.obj.method === 'GET' && String(r.obj.url).startsWith('http://127.0.0.1:')), 'a GET to the loopback server was made');
     assert.deepEqual(await mountLinesUnder(parent), [], 'no mount is left');
