@@ -30,7 +30,10 @@ export function inflateChunk(compressed: Uint8Array, chunk: FileChunk): Promise<
   const need = chunk.innerOffset + chunk.chunkSize;
   return new Promise<Buffer>((resolve, reject) => {
     const gunzip = createGunzip();
-    const parts: Buffer[] = [];
+    // The chunk's bytes go straight into a buffer of exactly its size: one
+    // copy, and a buffer the chunk cache keeps as it is (a view into a
+    // bigger one would be copied again there). Bounded by the TOC limits.
+    const out = Buffer.allocUnsafeSlow(chunk.chunkSize);
     let got = 0;
     let settled = false;
     const settle = (error: Error | undefined, data?: Buffer): void => {
@@ -42,13 +45,16 @@ export function inflateChunk(compressed: Uint8Array, chunk: FileChunk): Promise<
       else resolve(data!);
     };
     gunzip.on('data', (piece: Buffer) => {
-      parts.push(piece);
+      const start = got;
       got += piece.length;
+      // Part of the piece that falls in [innerOffset, need).
+      const from = Math.max(0, chunk.innerOffset - start);
+      const to = Math.min(piece.length, need - start);
+      if (to > from) piece.copy(out, start + from - chunk.innerOffset, from, to);
       if (got < need) return;
-      const data = Buffer.concat(parts, got).subarray(chunk.innerOffset, need);
       try {
-        verifyChunk(data, chunk);
-        settle(undefined, data);
+        verifyChunk(out, chunk);
+        settle(undefined, out);
       } catch (err) {
         settle(err as Error);
       }
