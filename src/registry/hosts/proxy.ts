@@ -3,7 +3,20 @@
 // HTTP_PROXY for http ones, NO_PROXY for the hosts that bypass both.
 // undici's EnvHttpProxyAgent applies them per request; lazysnap hands it the
 // settings explicitly so what was read is what gets logged.
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import type { Agent as UndiciAgent, Dispatcher, EnvHttpProxyAgent as UndiciEnvHttpProxyAgent } from 'undici';
+
+// undici's index loads all of undici (fetch, WebSocket, cache storage, mock
+// agents): ~100 ms on this machine, where the Agent alone takes ~40 and the
+// proxy agent ~1 more. Every registry client pays it at start, `lazysnap
+// pull` before it reaches its first registry request, so only the two
+// dispatchers are loaded, with the request API attached to them as undici's
+// index does it (undici is pinned; the unit tests exercise this wiring).
+const require = createRequire(import.meta.url);
+const dispatcherBase = require('undici/lib/dispatcher/dispatcher.js') as { prototype: object };
+Object.assign(dispatcherBase.prototype, require('undici/lib/api/index.js') as object);
+const Agent = require('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
+const envHttpProxyAgent = (): typeof UndiciEnvHttpProxyAgent => require('undici/lib/dispatcher/env-http-proxy-agent.js') as typeof UndiciEnvHttpProxyAgent;
 
 export interface ProxySettings {
   httpProxy?: string;
@@ -71,6 +84,7 @@ export function createDispatcher(options: ConnectionOptions, proxy: ProxySetting
   // Through a CONNECT tunnel the registry's TLS is set up by requestTls; connect
   // is used for hosts that bypass the proxy. An explicit empty noProxy keeps
   // undici from reading the environment again behind our back.
+  const EnvHttpProxyAgent = envHttpProxyAgent();
   return new EnvHttpProxyAgent({
     ...agentOptions,
     requestTls: connect,
