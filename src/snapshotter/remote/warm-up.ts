@@ -8,10 +8,10 @@
  * finished ~100 ms sooner.
  *
  * So right after start the manager runs the whole remote path once on a
- * made-up layer of its own: an eStargz blob built in memory, served by an
- * HTTP server on 127.0.0.1 that lives for this warm-up only, read through a
- * registry client like the real one (footer and TOC by range requests, TOC
- * parse), mounted with FUSE in a private
+ * made-up layer of its own: an eStargz blob built in memory, served with a
+ * manifest by an HTTP server on 127.0.0.1 that lives for this warm-up only,
+ * read through a registry client like the real one (manifest, footer and TOC
+ * by range requests, TOC parse), mounted with FUSE in a private
  * directory and read through the mount (lookups, attributes, directory
  * listing, chunk fetch, inflate, verification). Nothing of it is kept: no
  * cache, no metrics, no state a user sees. It doubles as a self-test: a step
@@ -27,10 +27,15 @@ import { mkdir, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import tarStream from 'tar-stream';
-import { writeEstargz } from '../../estargz/index.js';
+import { createHash } from 'node:crypto';
+import { STARGZ_TOC_DIGEST } from '../../containerd/labels.js';
+import { writeEstargz, type EstargzBuildResult } from '../../estargz/index.js';
 import { cleanupStaleMounts, mountLayer, type MountedLayer } from '../../fuse/index.js';
 import { ChunkCache, openRemoteLayer, registryFetcher, type Logger, type RemoteLayer, type TocParser } from '../../layer/index.js';
 import { RegistryClient } from '../../registry/index.js';
+import { TocDigestResolver } from './toc-digest-resolver.js';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 export interface WarmUpOptions {
   /** A directory of its own (emptied first, removed afterwards): the blob's spool files and the mountpoint go here. */
@@ -100,9 +105,26 @@ class Collect extends Writable {
   }
 }
 
-/** Serves one blob at any `/v2/.../blobs/<digest>` path, with the range forms the registry client sends. */
-function serveBlob(blob: Buffer, digest: string): Promise<Server> {
+/** An OCI manifest of the one layer, annotated as an eStargz converter does. */
+function manifestOf(blob: Buffer, result: EstargzBuildResult): Buffer {
+  const config = Buffer.from('{}');
+  return Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${createHash('sha256').update(config).digest('hex')}`, size: config.length },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: result.compressedDigest, size: blob.length, annotations: { [STARGZ_TOC_DIGEST]: result.tocDigest } }],
+  }));
+}
+
+/** Serves the manifest at `/v2/.../manifests/latest` and the blob at `/v2/.../blobs/<digest>`, with the range forms the registry client sends. */
+function serveImage(manifest: Buffer, blob: Buffer, digest: string): Promise<Server> {
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (req.url?.endsWith('/manifests/latest')) {
+      const manifestDigest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
+      res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': String(manifest.length), 'docker-content-digest': manifestDigest });
+      res.end(req.method === 'HEAD' ? undefined : manifest);
+      return;
+    }
     if (!req.url?.endsWith(`/blobs/${digest}`)) {
       res.writeHead(404).end();
       return;
@@ -172,17 +194,21 @@ export async function warmUpRemotePath(options: WarmUpOptions): Promise<WarmUpRe
     });
     if (!built) return stoppedAt();
     const { blob, result } = built;
-    server = await step('serve', () => serveBlob(blob, result.compressedDigest));
+    server = await step('serve', () => serveImage(manifestOf(blob, result), blob, result.compressedDigest));
     if (!server) return stoppedAt();
     const ref = `127.0.0.1:${(server.address() as AddressInfo).port}/lazysnap/warm-up:latest`;
     // No credentials, no proxy, no hosts.toml: only this loopback server is ever asked.
     registry = new RegistryClient({ retry: { maxAttempts: 1 }, logger });
     const client = registry;
+    // As a Prepare without a TOC digest label finds it: in the manifest.
+    const found = await step('resolve', () => new TocDigestResolver(client).lookup(ref, result.compressedDigest));
+    if (!found) return stoppedAt();
+    if (found.tocDigest !== result.tocDigest || found.size !== blob.length) throw new WarmUpError('resolve', new Error('the manifest read back does not give the layer\'s TOC digest and size'));
     layer = await step('open', () => openRemoteLayer({
       ref,
       digest: result.compressedDigest,
-      size: blob.length,
-      expectedTocDigest: result.tocDigest,
+      size: found.size,
+      expectedTocDigest: found.tocDigest,
       fetcher: registryFetcher(client, ref, result.compressedDigest),
       cache: ChunkCache.inMemory(4 * 1024 * 1024),
       tocParser: options.tocParser,

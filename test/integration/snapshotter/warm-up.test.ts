@@ -44,11 +44,13 @@ describe('start-up warm-up', () => {
     const parser = countingParser();
     const logger = recordingLogger();
     const result = await warmUpRemotePath({ dir, tocParser: parser, logger, busy: () => false });
-    assert.deepEqual(result.steps, ['build', 'serve', 'open', 'mount', 'read']);
+    assert.deepEqual(result.steps, ['build', 'serve', 'resolve', 'open', 'mount', 'read']);
     assert.equal(result.stoppedAt, undefined);
     assert.equal(parser.parsed, 1, 'the TOC is parsed by the parser it was given');
     // The open went over HTTP: the registry client logged its range requests.
-    assert.ok(logger.records.some((r) => r.obj.method === 'GET' && String(r.obj.url).startsWith('http://127.0.0.1:')), 'a GET to the loopback server was made');
+    const gets = logger.records.filter((r) => r.obj.method === 'GET' && String(r.obj.url).startsWith('http://127.0.0.1:')).map((r) => String(r.obj.url));
+    assert.ok(gets.some((url) => url.endsWith('/manifests/latest')), 'the manifest was fetched from the loopback server');
+    assert.ok(gets.some((url) => url.includes('/blobs/sha256:')), 'the blob was read from the loopback server');
     assert.deepEqual(await mountLinesUnder(parent), [], 'no mount is left');
     assert.ok(await gone(dir), 'its directory is removed');
   });
@@ -68,8 +70,8 @@ describe('start-up warm-up', () => {
     const parser = countingParser();
     // Work "arrives" once the TOC has been parsed: the mount is the last step run.
     let checks = 0;
-    const result = await warmUpRemotePath({ dir, tocParser: parser, logger: recordingLogger(), busy: () => ++checks > 4 });
-    assert.deepEqual(result.steps, ['build', 'serve', 'open', 'mount']);
+    const result = await warmUpRemotePath({ dir, tocParser: parser, logger: recordingLogger(), busy: () => ++checks > 5 });
+    assert.deepEqual(result.steps, ['build', 'serve', 'resolve', 'open', 'mount']);
     assert.equal(result.stoppedAt, 'after mount');
     assert.deepEqual(await mountLinesUnder(parent), []);
     assert.ok(await gone(dir));
