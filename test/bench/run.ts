@@ -2,6 +2,7 @@
 // to bench-results/. Select some with: npm run bench -- snapshotter
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { benchCliStartup } from './cli-startup.bench.js';
 import { benchLazyLayer } from './lazy-layer.bench.js';
 import { benchSnapshotter } from './snapshotter.bench.js';
 import { benchStartup } from './startup.bench.js';
@@ -12,6 +13,7 @@ const BENCHES: Record<string, () => Promise<{ text: string }>> = {
   'lazy-layer': benchLazyLayer,
   startup: benchStartup,
   'three-way': benchThreeWay,
+  'cli-startup': benchCliStartup,
 };
 
 const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(BENCHES);
