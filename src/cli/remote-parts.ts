@@ -13,7 +13,7 @@ import { registryErrorsReport, type RecentErrors } from '../admin/recent-errors.
 import type { RemoteStateReport } from '../admin/index.js';
 import type { LazysnapConfig } from '../config/index.js';
 import type { CriKeychain } from '../cri/index.js';
-import { ChunkCache, ThreadTocParser, inlineTocParser, type FetchEvent } from '../layer/index.js';
+import { ChunkCache, SMALL_TOC_JSON_BYTES, ThreadTocParser, inlineTocParser, type FetchEvent } from '../layer/index.js';
 import { ChainedCredentials, DockerConfigCredentials, RegistryClient, type CredentialsSource } from '../registry/index.js';
 import { RemoteMetrics } from '../snapshotter/metrics.js';
 import type { RemoteLayerStatus } from '../snapshotter/remote/remote-layer-status.js';
@@ -65,7 +65,7 @@ export function tocCacheDirectory(config: LazysnapConfig): string {
  * go to registryErrors (for `lazysnap status`).
  */
 export interface RemotePartsOptions {
-  /** Parse every TOC on the worker thread, however big (the FUSE manager: its event loop answers FUSE requests). */
+  /** Parse every TOC but small ones on the worker thread, however big (the FUSE manager: its event loop answers FUSE requests). */
   neverParseOnMainThread?: boolean;
 }
 
@@ -94,7 +94,7 @@ export async function createRemoteParts(
     diskBytes: config.remote.diskCacheMiB * 1024 * 1024,
     logger: log,
   });
-  const tocParser = new ThreadTocParser({ logger: log, ...(options.neverParseOnMainThread ? { inlineFromJsonBytes: Infinity } : {}) });
+  const tocParser = new ThreadTocParser({ logger: log, inlineBelowJsonBytes: SMALL_TOC_JSON_BYTES, ...(options.neverParseOnMainThread ? { inlineFromJsonBytes: Infinity } : {}) });
   // The gauges are read at scrape time, after `mounter` exists.
   const remoteMetrics: RemoteMetrics = new RemoteMetrics(metrics, { layers: (): RemoteLayerStatus[] => mounter.layerStatuses(), chunkCache: () => cache.stats() });
   const observeFetch = (event: FetchEvent): void => {

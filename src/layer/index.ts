@@ -21,4 +21,4 @@ export { silentLogger, type Logger } from './logger.js';
 export { ForegroundActivity } from './foreground-activity.js';
 export { BandwidthLimiter } from './bandwidth-limiter.js';
 export { inlineTocParser, type TocParser, type TocParseRequest } from './toc-parser.js';
-export { ThreadTocParser, type ThreadTocParserOptions } from './thread-toc-parser.js';
+export { SMALL_TOC_JSON_BYTES, ThreadTocParser, type ThreadTocParserOptions } from './thread-toc-parser.js';

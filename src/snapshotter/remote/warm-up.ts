@@ -32,6 +32,7 @@ import { STARGZ_TOC_DIGEST } from '../../containerd/labels.js';
 import { writeEstargz, type EstargzBuildResult } from '../../estargz/index.js';
 import { cleanupStaleMounts, mountLayer, type MountedLayer } from '../../fuse/index.js';
 import { ChunkCache, openRemoteLayer, registryFetcher, type Logger, type RemoteLayer, type TocParser } from '../../layer/index.js';
+import { warmUpTocParsing } from '../../layer/toc-warm-up.js';
 import { RegistryClient } from '../../registry/index.js';
 import { TocDigestResolver } from './toc-digest-resolver.js';
 
@@ -184,6 +185,11 @@ export async function warmUpRemotePath(options: WarmUpOptions): Promise<WarmUpRe
     await cleanupStaleMounts(dir, logger);
     await rm(dir, { recursive: true, force: true });
     const mountpoint = join(dir, 'mnt');
+    // Small TOCs are parsed on this thread: its parser's loops get optimised code too.
+    if (!(await step('parse', async () => {
+      await warmUpTocParsing(() => options.busy() || options.signal?.aborted === true, 8, 600);
+      return true;
+    }))) return stoppedAt();
     const big = bigFile();
     const built = await step('build', async () => {
       await mkdir(mountpoint, { recursive: true, mode: 0o700 });

@@ -138,6 +138,23 @@ describe('TOC parsing on a worker thread', () => {
     });
   });
 
+  it('parses TOCs below inlineBelowJsonBytes on the calling thread, bigger ones on the worker', async () => {
+    const parser = new ThreadTocParser({ logger: silentLogger, inlineBelowJsonBytes: 64 * 1024 });
+    try {
+      const small = syntheticToc(50);
+      const big = syntheticToc(2000);
+      assert.ok(small.json.length < 64 * 1024 && big.json.length >= 64 * 1024);
+      const inline = await parser.parse(request(small.json, small.tocOffset));
+      assert.equal(inline.workerMs, undefined, 'no worker time: parsed inline');
+      assert.ok(inline.index.entryCount > 40);
+      const threaded = await parser.parse(request(big.json, big.tocOffset));
+      assert.equal(typeof threaded.workerMs, 'number', 'parsed on the worker');
+      assert.ok(threaded.index.entryCount > 1900);
+    } finally {
+      await parser.close();
+    }
+  });
+
   it('does not keep an idle process alive', () => {
     const dir = mkdtempSync(join(tmpdir(), 'lazysnap-parser-'));
     try {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ESTARGZ_FOOTER_SIZE, parseFooter } from '../../../src/estargz/index.js';
 import { TocMemoryBudget, TocMemoryBudgetError, estimateTocMemory } from '../../../src/layer/index.js';
+import { UNQUEUED_TOC_COMPRESSED_BYTES } from '../../../src/layer/toc-loader.js';
 import { manyEntryTocJson } from '../../bench/many-entry-toc.js';
 import { FakeFetcher, buildBlob, openTestLayer, standardBlob, tempDir, type FileSpec } from './fixtures.js';
 
@@ -72,6 +74,34 @@ describe('opening layers under a TOC memory budget', () => {
     assert.ok(layer.tocMemoryBytes > 0);
     assert.equal(budget.usedBytes, layer.tocMemoryBytes);
     await layer.close();
+    assert.equal(budget.usedBytes, 0);
+  });
+
+  it('opens a layer with a small TOC while another parse holds the turn; one with a big TOC waits for it', async () => {
+    const budget = new TocMemoryBudget(256 << 20);
+    const files: FileSpec[] = Array.from({ length: 6000 }, (_, i) => ({ name: `d${i % 60}/file-with-a-longer-name-${i}.py`, data: Buffer.from(`${i}`) }));
+    const big = await buildBlob(files);
+    const footer = parseFooter(big.blob.subarray(big.blob.length - ESTARGZ_FOOTER_SIZE));
+    assert.ok(big.blob.length - ESTARGZ_FOOTER_SIZE - footer.tocOffset > UNQUEUED_TOC_COMPRESSED_BYTES, 'the big TOC is over the threshold');
+    let releaseTurn!: () => void;
+    const held = budget.inTurn(() => new Promise<void>((resolve) => (releaseTurn = resolve)));
+    const small = await Promise.race([
+      openTestLayer(await standardBlob(), { tocBudget: budget }),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the small TOC waited for the turn')), 5_000)),
+    ]);
+    let bigOpened = false;
+    const bigOpen = openTestLayer({ files, ...big }, { tocBudget: budget }).then((opened) => {
+      bigOpened = true;
+      return opened;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(bigOpened, false, 'the big TOC waits for the turn');
+    releaseTurn();
+    await held;
+    const opened = await bigOpen;
+    assert.equal(opened.layer.lookup('/d7/file-with-a-longer-name-4207.py')?.size, 4);
+    await small.layer.close();
+    await opened.layer.close();
     assert.equal(budget.usedBytes, 0);
   });
 
