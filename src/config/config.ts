@@ -5,7 +5,17 @@
  */
 import { readFile } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
-import { parse as parseToml } from 'smol-toml';
+import { createRequire } from 'node:module';
+
+// The TOML parser is loaded when a config file is read, not with this module:
+// `lazysnap --help` and every command's start need the defaults here, not
+// the parser (~15 ms of loading).
+const require = createRequire(import.meta.url);
+let tomlParser: typeof import('smol-toml').parse | undefined;
+function parseToml(text: string): unknown {
+  tomlParser ??= (require('smol-toml') as typeof import('smol-toml')).parse;
+  return tomlParser(text);
+}
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
