@@ -1,6 +1,6 @@
 /** `lazysnap pull`: builds the registry and containerd clients and runs a pull. */
 import { loadConfigWithSource } from '../config/index.js';
-import { ContainerdConnection } from '../containerd/connection.js';
+import { checkContainerdAnswers } from '../containerd/reachability.js';
 import { parsePlatform } from '../registry/platform.js';
 import { hostsDirFlag } from './registry-host-flag.js';
 
@@ -22,18 +22,20 @@ export interface PullFlags {
 export async function pull(ref: string, flags: PullFlags): Promise<void> {
   const platform = flags.platform === undefined ? undefined : parsePlatform(flags.platform);
   const { config } = await loadConfigWithSource(flags.config, { registry: { configPath: hostsDirFlag(flags.hostsDir) } });
+  // containerd is asked first whether it answers (when it does not, the user
+  // hears so at once), over plain HTTP/2; the rest of the command (grpc-js,
+  // the registry client's undici) loads while that call is out. Started the
+  // other way round, the loading held the call back by ~130 ms.
+  const reachable = checkContainerdAnswers(flags.address, flags.namespace);
+  reachable.catch(() => {}); // awaited below
+  const modules = Promise.all([
+    import('../containerd/connection.js'), import('pino'), import('../registry/index.js'), import('../pull/index.js'), import('./registry-options.js'),
+  ]);
+  modules.catch(() => {}); // a load failure is reported below, once containerd answered
+  await reachable;
+  const [{ ContainerdConnection }, { default: pino }, { DockerConfigCredentials, RegistryClient }, { createProgress, pullImage }, { registryOptions }] = await modules;
   const connection = new ContainerdConnection({ address: flags.address, namespace: flags.namespace });
   try {
-    // containerd is asked first whether it answers (when it does not, the
-    // user hears so at once); the rest of the command (the registry client's
-    // undici above all) loads while that call is out. Started the other way
-    // round, the loading held the call back by ~130 ms.
-    const reachable = connection.checkReachable();
-    reachable.catch(() => {}); // awaited below
-    const modules = Promise.all([import('pino'), import('../registry/index.js'), import('../pull/index.js'), import('./registry-options.js')]);
-    modules.catch(() => {}); // a load failure is reported below, once containerd answered
-    await reachable;
-    const [{ default: pino }, { DockerConfigCredentials, RegistryClient }, { createProgress, pullImage }, { registryOptions }] = await modules;
     const logger = pino({ level: flags.logLevel, base: { command: 'pull' } }, pino.destination(2));
     const host = ref.split('/')[0] ?? '';
     const registry = new RegistryClient({

@@ -33,11 +33,8 @@ const SERVICE_PROTOS: Readonly<Record<string, string>> = {
   'containerd.services.diff.v1.Diff': 'containerd/services/diff/v1/diff.proto',
 };
 
-const LEASES_SERVICE = 'containerd.services.leases.v1.Leases';
 const DEFAULT_SNAPSHOTTER_WAIT_MS = 6_000;
 const SNAPSHOTTER_RETRY_DELAY_MS = 250;
-/** A reachability check answers in milliseconds; a peer that takes longer is hung. */
-const REACHABILITY_TIMEOUT_MS = 5_000;
 
 type Callback = (err: grpc.ServiceError | null, response: unknown) => void;
 type UnaryFn = (request: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, callback: Callback) => void;
@@ -64,22 +61,6 @@ export class ContainerdConnection {
   /** What is at the other end: containerd, or (without a namespace) a snapshotter spoken to directly. */
   get peer(): 'containerd' | 'snapshotter' {
     return this.namespace ? 'containerd' : 'snapshotter';
-  }
-
-  /**
-   * One cheap call (a Leases List matching nothing), so that a containerd
-   * that is down or hung is reported at once, before any registry traffic.
-   */
-  async checkReachable(): Promise<void> {
-    try {
-      await this.unary(LEASES_SERVICE, 'list', { filters: ['id==lazysnap-reachability-check'] }, REACHABILITY_TIMEOUT_MS);
-    } catch (err) {
-      // A peer that accepts the connection but does not answer this is hung.
-      if (isGrpcCode(err, grpc.status.DEADLINE_EXCEEDED)) {
-        throw new PeerUnreachableError(this.peer, this.address, grpc.status.DEADLINE_EXCEEDED, { cause: err, detail: `no answer within ${REACHABILITY_TIMEOUT_MS / 1000} s` });
-      }
-      throw err;
-    }
   }
 
   close(): void {
