@@ -253,8 +253,11 @@ async function openRemote(config: LazysnapConfig, logger: Logger, metrics: Regis
     tocCacheDir: tocCacheDirectory(config),
   };
   if (!config.fuseManager.enable) {
+    // No start-up warm-up here: this event loop also answers containerd, whose
+    // first dial of a proxy snapshotter gives the HTTP/2 handshake about a
+    // second (grpc-go's first backoff); a warm-up on a loaded node made it miss
+    // that once in CI ("timed out waiting for server handshake").
     const parts = await createRemoteParts(config, logger, metrics, keychain, new RecentErrors());
-    void parts.warmUp();
     return { mounter: parts.mounter, status: { ...limits, state: () => parts.state() }, close: () => parts.close() };
   }
   const socketPath = managerSocketPath(config.root);
