@@ -138,20 +138,23 @@ function tocCachePath(dir: string, tocDigest: string): string | undefined {
   return parsed === undefined ? undefined : join(dir, parsed.algorithm, parsed.hex);
 }
 
+/** Where this layer's TOC would be cached: none without a cache or a TOC digest to trust it by. */
+function cachedTocFile(options: TocLoadOptions): string | undefined {
+  const { tocCacheDir, expectedTocDigest } = options;
+  return tocCacheDir === undefined || expectedTocDigest === undefined ? undefined : tocCachePath(tocCacheDir, expectedTocDigest);
+}
+
 /** Whether the TOC cache has a file for this layer's TOC (not yet whether it is usable). */
 async function hasCachedToc(options: TocLoadOptions): Promise<boolean> {
-  const { tocCacheDir, expectedTocDigest } = options;
-  if (tocCacheDir === undefined || expectedTocDigest === undefined) return false;
-  const path = tocCachePath(tocCacheDir, expectedTocDigest);
+  const path = cachedTocFile(options);
   return path === undefined ? false : access(path).then(() => true, () => false);
 }
 
 /** The cached TOC, or undefined when absent, for another blob, or damaged. */
 async function readCachedToc(options: TocLoadOptions): Promise<(ParsedToc & { size: number | undefined }) | undefined> {
-  const { tocCacheDir, expectedTocDigest } = options;
-  if (tocCacheDir === undefined || expectedTocDigest === undefined) return undefined;
-  const path = tocCachePath(tocCacheDir, expectedTocDigest);
-  if (path === undefined) return undefined;
+  const path = cachedTocFile(options);
+  const { expectedTocDigest } = options;
+  if (path === undefined || expectedTocDigest === undefined) return undefined;
   let file: Buffer;
   try {
     file = await readFile(path);

@@ -27,13 +27,12 @@ import { mkdir, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import tarStream from 'tar-stream';
-import { createHash } from 'node:crypto';
 import { STARGZ_TOC_DIGEST } from '../../containerd/labels.js';
 import { writeEstargz, type EstargzBuildResult } from '../../estargz/index.js';
 import { cleanupStaleMounts, mountLayer, type MountedLayer } from '../../fuse/index.js';
 import { ChunkCache, openRemoteLayer, registryFetcher, type Logger, type RemoteLayer, type TocParser } from '../../layer/index.js';
 import { warmUpTocParsing } from '../../layer/toc-warm-up.js';
-import { RegistryClient } from '../../registry/index.js';
+import { RegistryClient, digestOf } from '../../registry/index.js';
 import { TocDigestResolver } from './toc-digest-resolver.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -112,16 +111,16 @@ function manifestOf(blob: Buffer, result: EstargzBuildResult): Buffer {
   return Buffer.from(JSON.stringify({
     schemaVersion: 2,
     mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${createHash('sha256').update(config).digest('hex')}`, size: config.length },
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length },
     layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: result.compressedDigest, size: blob.length, annotations: { [STARGZ_TOC_DIGEST]: result.tocDigest } }],
   }));
 }
 
 /** Serves the manifest at `/v2/.../manifests/latest` and the blob at `/v2/.../blobs/<digest>`, with the range forms the registry client sends. */
 function serveImage(manifest: Buffer, blob: Buffer, digest: string): Promise<Server> {
+  const manifestDigest = digestOf(manifest);
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (req.url?.endsWith('/manifests/latest')) {
-      const manifestDigest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
       res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': String(manifest.length), 'docker-content-digest': manifestDigest });
       res.end(req.method === 'HEAD' ? undefined : manifest);
       return;
