@@ -23,7 +23,15 @@ before(async () => {
   const image = buildImage(join(work, 'oci'), 'v1', buildTestImageTree(join(work, 'tree')));
   ref = pushImage(image, registry.host, 'lazysnap/union:v1');
   daemon = await startDaemon(join(work, 'lazysnap'));
-  containerd = await startContainerd(work, { lazysnapSocket: daemon.socket });
+  // containerd's GC scheduler spaces collections by its average metadata GC
+  // time over pause_threshold (2 %), so one slow bolt commit on a loaded
+  // machine can push the collection that follows `ctr snapshots rm` past this
+  // file's 30 s waits (seen once in CI). A deletion threshold of one collects
+  // after every deletion: the test waits for our snapshotter, not the pacing.
+  containerd = await startContainerd(work, {
+    lazysnapSocket: daemon.socket,
+    extraConfig: ['[plugins."io.containerd.gc.v1.scheduler"]', '  deletion_threshold = 1'].join('\n'),
+  });
 });
 
 after(async () => {
