@@ -9,7 +9,6 @@
  * (unmounting everything: containers on its layers lose them) and when its
  * root is deleted (a test or benchmark threw the whole state away).
  */
-import { existsSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import pino from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -117,7 +116,7 @@ export async function fuseManager(flags: FuseManagerFlags): Promise<void> {
       );
   };
   const rootCheck = setInterval(() => {
-    if (!existsSync(lock.path)) stop(`its root ${config.root} was removed`);
+    if (!lock.isCurrent()) stop(`its root ${config.root} was removed (or removed and made again)`);
   }, ROOT_CHECK_MS);
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

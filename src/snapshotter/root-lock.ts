@@ -10,7 +10,7 @@
  * daemon dies, SIGKILL included. No stale lock survives a crash.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, constants, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -42,6 +42,13 @@ export class RootLockError extends Error {
 export interface RootLock {
   /** The lock file, ROOT/lock; it holds the pid of the daemon that owns the root. */
   readonly path: string;
+  /**
+   * Whether ROOT/lock is still the file this lock holds. False once the root
+   * was removed, also when it was made again since: the new lock file is
+   * another inode, which another process may lock, so existence alone says
+   * nothing.
+   */
+  isCurrent(): boolean;
   /** Drops the lock (closing the descriptor); the kernel does the same when the process dies. */
   release(): void;
 }
@@ -64,8 +71,13 @@ export async function lockRoot(root: string): Promise<RootLock> {
     throw err;
   }
   let released = false;
+  const held = fstatSync(fd);
   return {
     path,
+    isCurrent() {
+      const now = statSync(path, { throwIfNoEntry: false });
+      return now !== undefined && now.ino === held.ino && now.dev === held.dev;
+    },
     release() {
       if (released) return;
       released = true;
