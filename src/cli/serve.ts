@@ -44,6 +44,8 @@ export interface ServeFlags {
 const CALL_GRACE_MS = 10_000;
 /** The whole shutdown (calls, FUSE unmounts, metadata close) ends by then, whatever hangs. */
 const SHUTDOWN_DEADLINE_MS = CALL_GRACE_MS + 5_000;
+/** How long detaching the mounts left at the deadline may take before the process exits anyway. */
+const DETACH_AT_DEADLINE_MS = 5_000;
 /** How long the last log lines may take to reach a slow reader before the process exits anyway. */
 const LOG_DRAIN_MS = 1_000;
 
@@ -74,8 +76,14 @@ export async function serve(flags: ServeFlags): Promise<void> {
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down');
     setTimeout(() => {
-      logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time; exiting anyway');
-      void exit(1);
+      logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS, step: daemon.currentStep() }, 'shutdown did not finish in time; detaching the FUSE mounts left and exiting anyway');
+      const detached = daemon.detachMounts().then(
+        (paths) => {
+          if (paths.length > 0) logger.error({ count: paths.length }, 'detached the FUSE mounts shutdown had not taken down');
+        },
+        (err: unknown) => logger.error({ err }, 'detaching the FUSE mounts left at shutdown failed'),
+      );
+      void Promise.race([detached, new Promise((resolve) => setTimeout(resolve, DETACH_AT_DEADLINE_MS))]).then(() => exit(1));
     }, SHUTDOWN_DEADLINE_MS).unref();
     // STOPPING=1 names our pid, so it must be sent while the process still exists.
     const stopping = notifier?.stopping().catch((err: unknown) => logger.warn({ err }, 'could not tell systemd the daemon is stopping'));
@@ -98,6 +106,14 @@ export interface RunningDaemon {
   /** Where `lazysnap status` asks (root only). */
   adminSocket: string;
   stop(): Promise<void>;
+  /** The shutdown step stop() is in, if it runs: what a shutdown past its deadline hung on. */
+  currentStep(): string | undefined;
+  /**
+   * Lazily detaches the FUSE mounts this process serves, for a shutdown past
+   * its deadline: once the process is gone they would be dead (ENOTCONN for
+   * readers, EBUSY for rmdir). A FUSE manager's mounts are left alone.
+   */
+  detachMounts(): Promise<string[]>;
 }
 
 /** What the daemon says about itself in `lazysnap status`, and how it starts a FUSE manager like itself. */
@@ -111,7 +127,14 @@ export interface DaemonIdentity {
   cliPath?: string | undefined;
 }
 
-type Undo = () => Promise<void> | void;
+/** One step of undoing a start-up (or of a shutdown), named for the log when it is slow or hangs. */
+interface Undo {
+  step: string;
+  run: () => Promise<void> | void;
+}
+
+/** A shutdown step slower than this is logged as a warning, with its name. */
+const SLOW_STEP_MS = 2_000;
 
 /**
  * Starts the daemon from a validated config. Order matters: the address is
@@ -126,7 +149,8 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger, identi
   await checkSocketAddress(config.address);
   await checkSocketAddress(adminSocket);
   const rootLock = await lockRoot(config.root);
-  const undo: Undo[] = [() => rootLock.release()];
+  const undo: Undo[] = [{ step: 'releasing the root lock', run: () => rootLock.release() }];
+  let remote: DaemonRemote | undefined;
   try {
     await makePrivateCacheDirectories(config.root);
     await prepareSocketPath(config.address);
@@ -135,10 +159,11 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger, identi
     collectDefaultMetrics({ register: metricsRegistry, prefix: 'lazysnap_' });
     const metrics = new SnapshotterMetrics(metricsRegistry);
     const store = MetadataStore.open(join(config.root, 'metadata.lmdb'), (op, seconds) => metrics.observeLockHold(op, seconds));
-    undo.push(() => store.close());
+    undo.push({ step: 'closing the metadata store', run: () => store.close() });
     const keychain = config.criKeychain.enableKeychain ? new CriKeychain() : undefined;
-    const remote = config.remote.enabled ? await openRemote(config, logger, metricsRegistry, keychain, identity) : undefined;
-    if (remote) undo.push(() => remote.close());
+    remote = config.remote.enabled ? await openRemote(config, logger, metricsRegistry, keychain, identity) : undefined;
+    const opened = remote;
+    if (opened) undo.push({ step: opened.fuseManager ? 'disconnecting from the FUSE manager' : 'unmounting layers and closing the registry client', run: () => opened.close() });
     const snapshotter = await Snapshotter.open({
       root: config.root,
       store,
@@ -151,11 +176,11 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger, identi
       const proxy = new ImageServiceProxy({ upstreamSocket: config.criKeychain.imageServicePath, keychain: remote?.keychain ?? keychain, logger: logger.child({ component: 'cri' }) });
       server.addService(imageServiceDefinition(), proxy.implementation());
       // Closed after the server's shutdown below (undo runs in reverse), so calls in flight still reach containerd.
-      undo.push(() => proxy.close());
+      undo.push({ step: 'closing the CRI image service proxy', run: () => proxy.close() });
     }
     await server.listen(config.address);
     // Calls in flight may finish; shutting the server down also removes its socket file.
-    undo.push(() => server.shutdown(CALL_GRACE_MS));
+    undo.push({ step: 'finishing the gRPC calls in flight', run: () => server.shutdown(CALL_GRACE_MS) });
     const status = new StatusCollector({
       ...identity,
       address: config.address,
@@ -166,41 +191,57 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger, identi
       ...(remote?.fuseManager ? { fuseManager: remote.fuseManager } : {}),
     });
     const admin = await AdminServer.listen(adminSocket, { status: () => status.collect() });
-    undo.push(() => admin.close());
+    undo.push({ step: 'closing the admin socket', run: () => admin.close() });
     if (config.metricsAddress) {
       const metricsServer = await serveMetrics(config.metricsAddress, metricsRegistry, remote?.metricsText);
-      undo.push(
-        () =>
+      undo.push({
+        step: 'closing the metrics listener',
+        run: () =>
           new Promise<void>((resolve) => {
             metricsServer.close(() => resolve());
             // A scraper's keep-alive connection would otherwise hold close() open.
             metricsServer.closeAllConnections();
           }),
-      );
+      });
     }
   } catch (err) {
-    for (const failure of await undoAll(undo)) logger.error({ err: failure }, 'undoing a failed start-up');
+    for (const failure of await undoAll(undo, logger)) logger.error({ err: failure }, 'undoing a failed start-up');
     throw err;
   }
+  const shutdown: ShutdownProgress = { step: undefined };
   return {
     adminSocket,
+    currentStep: () => shutdown.step,
+    // The FUSE manager's mounts outlive the daemon on purpose; only this process's own would be left dead.
+    detachMounts: () => (remote && !remote.fuseManager ? remote.mounter.cleanupStale() : Promise.resolve([])),
     async stop() {
-      const failures = await undoAll(undo);
+      const failures = await undoAll(undo, logger, shutdown);
       if (failures.length > 0) throw new AggregateError(failures, `shutdown: ${failures.map((e) => String(e)).join('; ')}`);
     },
   };
 }
 
+/** Which step a shutdown is in, read by its deadline. */
+interface ShutdownProgress {
+  step: string | undefined;
+}
+
 /** Runs the steps in reverse order of start-up, every one of them even when some fail; returns the failures. */
-async function undoAll(undo: Undo[]): Promise<unknown[]> {
+async function undoAll(undo: Undo[], logger: Logger, progress: ShutdownProgress = { step: undefined }): Promise<unknown[]> {
   const failures: unknown[] = [];
-  for (const step of [...undo].reverse()) {
+  for (const { step, run } of [...undo].reverse()) {
+    progress.step = step;
+    const started = performance.now();
     try {
-      await step();
+      await run();
     } catch (err) {
       failures.push(err);
     }
+    const ms = Math.round(performance.now() - started);
+    if (ms >= SLOW_STEP_MS) logger.warn({ step, ms }, 'a shutdown step was slow');
+    else logger.debug({ step, ms }, 'shutdown step done');
   }
+  progress.step = undefined;
   return failures;
 }
 

@@ -44,6 +44,31 @@ export async function stopFuseManager(root: string): Promise<void> {
   await waitUntil(`FUSE manager ${pid} to exit`, () => fuseManagerPid(root) === undefined, 30_000);
 }
 
+/**
+ * Longer than the daemon's own shutdown deadline (15 s, then up to 5 s to
+ * detach its mounts): a slow shutdown then ends by the daemon's own deadline
+ * path, as in production, not by a SIGKILL that leaves its FUSE mounts dead.
+ */
+const DAEMON_STOP_GRACE_MS = 25_000;
+/** A stop slower than this has its log's last lines printed: the step it was stuck in is named there. */
+const SLOW_STOP_MS = 5_000;
+
+/** SIGTERM and wait; a slow or failed shutdown is reported on stderr with the daemon's last log lines, for diagnosis. */
+async function stopDaemonProcess(proc: ManagedProcess): Promise<void> {
+  const started = Date.now();
+  await proc.stop(DAEMON_STOP_GRACE_MS);
+  const ms = Date.now() - started;
+  const exit = proc.child.exitCode ?? proc.child.signalCode;
+  if (ms < SLOW_STOP_MS && exit === 0) return;
+  let tail = '';
+  try {
+    tail = readFileSync(proc.logPath, 'utf8').split('\n').slice(-30).join('\n');
+  } catch {
+    tail = '(log unreadable)';
+  }
+  process.stderr.write(`# lazysnap daemon stop took ${ms} ms (exit ${String(exit)}); last lines of ${proc.logPath}:\n${tail}\n`);
+}
+
 export interface DaemonOptions {
   /**
    * Serve the FUSE mounts from a FUSE manager process (the product's default).
@@ -80,7 +105,7 @@ export async function startDaemon(workDir: string, extraArgs: string[] = [], opt
     client,
     stop: async () => {
       client.close();
-      await proc.stop();
+      await stopDaemonProcess(proc);
     },
     kill: async () => {
       client.close();
@@ -88,7 +113,7 @@ export async function startDaemon(workDir: string, extraArgs: string[] = [], opt
     },
     stopWithFuseManager: async () => {
       client.close();
-      await proc.stop();
+      await stopDaemonProcess(proc);
       await stopFuseManager(root);
     },
   };
