@@ -1,6 +1,7 @@
 /**
  * The daemon's admin endpoint: JSON over HTTP on a unix socket next to the
- * gRPC one (`<address>.admin`), for `lazysnap status`.
+ * gRPC one (`<address>.admin`), for `lazysnap status` and for the pulls
+ * `lazysnap pull --remote-snapshot` hands over (see pull-model.ts).
  *
  * Why HTTP on its own socket and not another gRPC service: the status
  * command then needs nothing but node:http (no proto loading, no grpc-js, so
@@ -10,7 +11,8 @@
  * images, registries and mount paths.
  */
 import { chmod } from 'node:fs/promises';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { parsePullRequest, PullRequestError, type PullEvent, type PullRequestBody } from './pull-model.js';
 
 /** The admin socket of the daemon serving the Snapshots API on `address`. */
 export function adminSocketPath(address: string): string {
@@ -20,7 +22,16 @@ export function adminSocketPath(address: string): string {
 export interface AdminRoutes {
   /** GET /status: the daemon's status as JSON. */
   status(): Promise<unknown>;
+  /**
+   * POST /pull: runs a pull for `lazysnap pull` (see pull-model.ts), sending
+   * its events as it goes; resolves once it sent `done`. A rejection is sent
+   * on as an `error` event. Absent: 404, and the CLI pulls by itself.
+   */
+  pull?(request: PullRequestBody, send: (event: PullEvent) => void): Promise<void>;
 }
+
+/** A pull request is a few hundred bytes; anything near this is not one. */
+const MAX_PULL_REQUEST_BYTES = 64 * 1024;
 
 export class AdminServer {
   private constructor(
@@ -35,7 +46,11 @@ export class AdminServer {
    */
   static async listen(path: string, routes: AdminRoutes): Promise<AdminServer> {
     const server = createServer((req, res) => {
-      if (req.method !== 'GET') return answer(res, 405, { error: `${req.method} not allowed; the admin endpoint is read-only` });
+      if (req.url === '/pull' && routes.pull) {
+        if (req.method !== 'POST') return answer(res, 405, { error: `${req.method} not allowed; POST /pull` });
+        return servePull(req, res, routes.pull);
+      }
+      if (req.method !== 'GET') return answer(res, 405, { error: `${req.method} not allowed on ${req.url}` });
       if (req.url !== '/status') return answer(res, 404, { error: `no ${req.url}; try GET /status` });
       routes.status().then(
         (status) => answer(res, 200, status),
@@ -67,6 +82,41 @@ export class AdminServer {
       this.server.closeAllConnections();
     });
   }
+}
+
+function servePull(req: IncomingMessage, res: ServerResponse, pull: NonNullable<AdminRoutes['pull']>): void {
+  const parts: Buffer[] = [];
+  let size = 0;
+  req.on('data', (part: Buffer) => {
+    size += part.length;
+    if (size > MAX_PULL_REQUEST_BYTES) {
+      answer(res, 413, { error: `a pull request is at most ${MAX_PULL_REQUEST_BYTES} bytes` });
+      req.destroy();
+      return;
+    }
+    parts.push(part);
+  });
+  req.on('end', () => {
+    let request: PullRequestBody;
+    try {
+      request = parsePullRequest(JSON.parse(Buffer.concat(parts).toString('utf8')));
+    } catch (err) {
+      const message = err instanceof PullRequestError ? err.message : `bad pull request: ${err instanceof Error ? err.message : String(err)}`;
+      return answer(res, 400, { error: message });
+    }
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    // A CLI that went away does not stop the pull (containerd's lease keeps what it made); its events are dropped.
+    const send = (event: PullEvent): void => {
+      if (!res.writableEnded && !res.destroyed) res.write(`${JSON.stringify(event)}\n`);
+    };
+    pull(request, send).then(
+      () => res.end(),
+      (err: unknown) => {
+        send({ error: { name: err instanceof Error ? err.name : 'Error', message: err instanceof Error ? err.message : String(err) } });
+        res.end();
+      },
+    );
+  });
 }
 
 function answer(res: ServerResponse, code: number, body: unknown): void {

@@ -9,4 +9,6 @@ export { RecentErrors, registryErrorsReport, type RecentError, type RegistryErro
 export { StatusCollector, type RemoteStateReport, type StatusSources } from './status-collector.js';
 export { AdminRequestError, fetchStatus } from './status-client.js';
 export { formatStatus } from './status-text.js';
+export { DaemonCannotPullError, DaemonPullError, requestPull } from './pull-client.js';
+export { formatPullSummary, parsePullRequest, PullRequestError, type PullEvent, type PullRequestBody, type PullSummary } from './pull-model.js';
 export type { DaemonStatus, FuseManagerStatus, LayerStatus, CacheTierStatus } from './status-model.js';

@@ -70,6 +70,7 @@ program
   .option('--namespace <ns>', 'containerd namespace', 'default')
   .option('--address <sock>', "containerd's socket", '/run/containerd/containerd.sock')
   .option('-q, --quiet', 'no progress output')
+  .option('--no-daemon', 'with --remote-snapshot: pull in this process, not in the lazysnap daemon behind --snapshotter')
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as string[]).default('warn'))
   .action(async (ref: string, flags) => {
     await runToCompletion('pull', async () => (await import('./pull.js')).pull(ref, flags));

@@ -1,6 +1,20 @@
-/** `lazysnap pull`: builds the registry and containerd clients and runs a pull. */
-import { loadConfigWithSource } from '../config/index.js';
+/**
+ * `lazysnap pull`. With --remote-snapshot and a lazysnap daemon behind
+ * --snapshotter (containerd tells its socket), the pull is handed to that
+ * daemon over its admin socket: it is warm, so the pull starts at once,
+ * while this process needs only node:http. Otherwise (no such daemon, an
+ * older one, not root, --no-daemon, or a pull without --remote-snapshot)
+ * this process builds the registry and containerd clients and pulls.
+ */
+import { resolve } from 'node:path';
+import { adminSocketPath } from '../admin/admin-server.js';
+import { DaemonCannotPullError, requestPull } from '../admin/pull-client.js';
+import { formatPullSummary, type PullEvent, type PullRequestBody } from '../admin/pull-model.js';
 import { checkContainerdAnswers } from '../containerd/reachability.js';
+import { lookupSnapshotterPlugin } from '../containerd/proxy-plugin.js';
+import { createProgress, type ProgressSink } from '../pull/progress.js';
+import { defaultDockerConfigPath } from '../registry/credentials.js';
+import { proxySettingsFromEnv } from '../registry/hosts/proxy.js';
 import { parsePlatform } from '../registry/platform.js';
 import { hostsDirFlag } from './registry-host-flag.js';
 
@@ -17,50 +31,70 @@ export interface PullFlags {
   config?: string;
   /** Overrides [registry] config_path, as `ctr --hosts-dir`. */
   hostsDir?: string;
+  /** --no-daemon: false. */
+  daemon?: boolean;
 }
 
 export async function pull(ref: string, flags: PullFlags): Promise<void> {
-  const platform = flags.platform === undefined ? undefined : parsePlatform(flags.platform);
-  const { config } = await loadConfigWithSource(flags.config, { registry: { configPath: hostsDirFlag(flags.hostsDir) } });
+  // A bad platform is reported before anything is asked of anyone.
+  if (flags.platform !== undefined) parsePlatform(flags.platform);
+  const request = pullRequest(ref, flags);
+  const progress = createProgress(process.stderr, flags.quiet);
+  if (flags.remoteSnapshot && flags.daemon !== false) {
+    // Also the check that containerd answers: a containerd that is down is reported here, at once.
+    const plugin = await lookupSnapshotterPlugin(flags.address, flags.namespace, flags.snapshotter);
+    if (plugin?.address !== undefined && !plugin.failed) {
+      const socket = adminSocketPath(plugin.address);
+      try {
+        const summary = await requestPull(socket, request, (event) => showEvent(event, progress));
+        progress.finish();
+        process.stdout.write(`${formatPullSummary(summary)}\n`);
+        return;
+      } catch (err) {
+        if (!(err instanceof DaemonCannotPullError)) throw err;
+        if (flags.logLevel === 'debug' || flags.logLevel === 'info') process.stderr.write(`${err.message}; pulling in this process\n`);
+      }
+    }
+    return pullHere(request, flags, progress, Promise.resolve());
+  }
   // containerd is asked first whether it answers (when it does not, the user
   // hears so at once), over plain HTTP/2; the rest of the command (grpc-js,
   // the registry client's undici) loads while that call is out. Started the
   // other way round, the loading held the call back by ~130 ms.
-  const reachable = checkContainerdAnswers(flags.address, flags.namespace);
+  return pullHere(request, flags, progress, checkContainerdAnswers(flags.address, flags.namespace));
+}
+
+/** The pull as this process's context defines it: paths made absolute, credentials and proxies from here. */
+function pullRequest(ref: string, flags: PullFlags): PullRequestBody {
+  const hostsDir = hostsDirFlag(flags.hostsDir);
+  return {
+    ref,
+    containerd: { address: resolve(flags.address), namespace: flags.namespace },
+    snapshotter: flags.snapshotter,
+    ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
+    plainHttp: flags.plainHttp === true,
+    ...(flags.config !== undefined ? { config: resolve(flags.config) } : {}),
+    ...(hostsDir !== undefined ? { hostsDir } : {}),
+    dockerConfig: resolve(defaultDockerConfigPath()),
+    proxy: proxySettingsFromEnv(process.env),
+    logLevel: flags.logLevel,
+  };
+}
+
+function showEvent(event: PullEvent, progress: ProgressSink): void {
+  if ('layer' in event) progress.layer(event.layer.digest, event.layer.state, event.layer.done, event.layer.total);
+  else if ('message' in event) progress.message(event.message);
+  else if ('log' in event) process.stderr.write(`${event.log}\n`);
+}
+
+async function pullHere(request: PullRequestBody, flags: PullFlags, progress: ProgressSink, reachable: Promise<void>): Promise<void> {
   reachable.catch(() => {}); // awaited below
-  const modules = Promise.all([
-    import('../containerd/connection.js'), import('pino'), import('../registry/index.js'), import('../pull/index.js'), import('./registry-options.js'),
-  ]);
+  const modules = Promise.all([import('pino'), import('./pull-runner.js')]);
   modules.catch(() => {}); // a load failure is reported below, once containerd answered
   await reachable;
-  const [{ ContainerdConnection }, { default: pino }, { DockerConfigCredentials, RegistryClient }, { createProgress, pullImage }, { registryOptions }] = await modules;
-  const connection = new ContainerdConnection({ address: flags.address, namespace: flags.namespace });
-  try {
-    const logger = pino({ level: flags.logLevel, base: { command: 'pull' } }, pino.destination(2));
-    const host = ref.split('/')[0] ?? '';
-    const registry = new RegistryClient({
-      ...registryOptions(config, logger, flags.plainHttp ? [host] : []),
-      ...(platform ? { platform } : {}),
-      credentials: new DockerConfigCredentials({ onWarning: (message: string) => logger.warn(message) }),
-      logger,
-    });
-    const progress = createProgress(process.stderr, flags.quiet);
-    const started = Date.now();
-    try {
-      const result = await pullImage(
-        { ref, remoteSnapshot: !!flags.remoteSnapshot, snapshotter: flags.snapshotter, ...(flags.platform ? { platform: flags.platform } : {}) },
-        { registry, connection, progress, logger },
-      );
-      const remote = result.layers.filter((l) => l.outcome === 'remote').length;
-      const downloaded = result.layers.filter((l) => l.outcome === 'download').length;
-      process.stdout.write(
-        `${result.name}: ${result.target.digest} (${result.layers.length} layers: ${remote} remote, ${downloaded} downloaded, ` +
-          `${result.layers.length - remote - downloaded} already present; ${(result.bytesDownloaded / 1048576).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s)\n`,
-      );
-    } finally {
-      await registry.close();
-    }
-  } finally {
-    connection.close();
-  }
+  const [{ default: pino }, { runPull }] = await modules;
+  const logger = pino({ level: flags.logLevel, base: { command: 'pull' } }, pino.destination(2));
+  const summary = await runPull({ request, remoteSnapshot: !!flags.remoteSnapshot, progress, logger });
+  progress.finish();
+  process.stdout.write(`${formatPullSummary(summary)}\n`);
 }

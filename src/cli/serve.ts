@@ -11,6 +11,7 @@ import { AdminServer, RecentErrors, StatusCollector, adminSocketPath, type FuseM
 import { CriKeychain, ImageServiceProxy, imageServiceDefinition, type CredentialsKeeper } from '../cri/index.js';
 import { ManagedMounter, forwardingKeychain, managerSocketPath, registerManagerMetrics, startManagerProcess } from '../fusemanager/index.js';
 import type { RemoteMounter } from '../snapshotter/remote/remote-mounter.js';
+import { DaemonPulls } from './daemon-pull.js';
 import { createRemoteParts, makePrivateCacheDirectories, tocCacheDirectory } from './remote-parts.js';
 import {
   MetadataStore,
@@ -190,7 +191,8 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger, identi
       ...(remote ? { remote: remote.status } : {}),
       ...(remote?.fuseManager ? { fuseManager: remote.fuseManager } : {}),
     });
-    const admin = await AdminServer.listen(adminSocket, { status: () => status.collect() });
+    const pulls = new DaemonPulls(logger.child({ component: 'pull' }));
+    const admin = await AdminServer.listen(adminSocket, { status: () => status.collect(), pull: (request, send) => pulls.run(request, send) });
     undo.push({ step: 'closing the admin socket', run: () => admin.close() });
     if (config.metricsAddress) {
       const metricsServer = await serveMetrics(config.metricsAddress, metricsRegistry, remote?.metricsText);

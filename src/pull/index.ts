@@ -1,4 +1,5 @@
 export { pullImage, type PullOptions, type PullDeps, type PullResult, type PulledLayer } from './pull.js';
 export { createProgress, type ProgressSink } from './progress.js';
 export { chainIds } from './chain-id.js';
+export type { LayerOutcome } from './remote-filter.js';
 export { PullError } from './errors.js';

@@ -1,0 +1,56 @@
+/**
+ * The daemon's side of a `lazysnap pull --remote-snapshot` the CLI handed
+ * over (admin POST /pull, see admin/pull-model.ts): the pull runs here, in a
+ * process whose gRPC and registry code is already loaded and compiled, and
+ * its progress and log lines go back to the CLI as events. The daemon's own
+ * log records each pull and its outcome.
+ */
+import pino, { type Logger } from 'pino';
+import type { PullEvent, PullRequestBody } from '../admin/pull-model.js';
+import type { LayerOutcome, ProgressSink } from '../pull/index.js';
+import type { LayerState } from '../pull/progress.js';
+import { SingleFlight } from '../sync/index.js';
+import { runPull } from './pull-runner.js';
+
+/** Byte counts of a download in progress are sent at most this often per layer; the CLI prints fewer still. */
+const DOWNLOAD_EVENT_INTERVAL_MS = 200;
+
+export class DaemonPulls {
+  // Shared by every pull this daemon runs: racing pulls of one image fetch and check each layer once.
+  private readonly flights = new SingleFlight<number>();
+  private readonly remoteFlights = new SingleFlight<LayerOutcome | 'missing'>();
+
+  constructor(private readonly logger: Logger) {}
+
+  async run(request: PullRequestBody, send: (event: PullEvent) => void): Promise<void> {
+    const started = performance.now();
+    const context = { ref: request.ref, namespace: request.containerd.namespace, snapshotter: request.snapshotter };
+    this.logger.info(context, 'pull handed over by lazysnap pull');
+    // The pull's own log lines are the CLI's (its --log-level), as if it had run there.
+    const cliLogger = pino({ level: request.logLevel, base: { command: 'pull' } }, { write: (line: string) => send({ log: line.trimEnd() }) });
+    try {
+      const summary = await runPull({ request, remoteSnapshot: true, progress: progressEvents(send), logger: cliLogger, flights: this.flights, remoteFlights: this.remoteFlights });
+      this.logger.info({ ...context, ms: Math.round(performance.now() - started), layers: summary.layers, remote: summary.remote, downloaded: summary.downloaded }, 'pull done');
+      send({ done: summary });
+    } catch (err) {
+      this.logger.warn({ ...context, err, ms: Math.round(performance.now() - started) }, 'pull failed');
+      throw err;
+    }
+  }
+}
+
+function progressEvents(send: (event: PullEvent) => void): ProgressSink {
+  const lastSent = new Map<string, number>();
+  return {
+    layer(digest: string, state: LayerState, done = 0, total = 0) {
+      if (state === 'downloading' && done < total) {
+        const now = performance.now();
+        if (now - (lastSent.get(digest) ?? 0) < DOWNLOAD_EVENT_INTERVAL_MS) return;
+        lastSent.set(digest, now);
+      }
+      send({ layer: { digest, state, done, total } });
+    },
+    message: (text: string) => send({ message: text }),
+    finish: () => {},
+  };
+}

@@ -1,0 +1,145 @@
+/**
+ * Where a proxy snapshotter listens, asked of containerd itself: its
+ * Introspection service lists every plugin with its exports, and for a
+ * proxy plugin containerd exports the `address` from its config
+ * (`[proxy_plugins.NAME] address`). `lazysnap pull` uses it to find the
+ * lazysnap daemon behind `--snapshotter NAME` without being told its socket.
+ *
+ * Encoded by hand and sent with bareUnaryCall: this is the CLI's first
+ * call, made before grpc-js is loaded (if it is loaded at all).
+ */
+import { bareUnaryCall } from './bare-call.js';
+
+const PLUGINS_PATH = '/containerd.services.introspection.v1.Introspection/Plugins';
+const SNAPSHOTTER_PLUGIN_TYPE = 'io.containerd.snapshotter.v1';
+/** One call answers in milliseconds; a containerd that takes longer is hung. */
+export const PLUGIN_LOOKUP_TIMEOUT_MS = 5_000;
+
+/** What containerd says of a snapshotter plugin. */
+export interface SnapshotterPlugin {
+  /** The proxy plugin's socket; undefined for a built-in snapshotter. */
+  address: string | undefined;
+  /** containerd could not initialize it (init_err set). */
+  failed: boolean;
+}
+
+/**
+ * Asks containerd for the snapshotter plugin `name`. Undefined when
+ * containerd has no snapshotter of that name. Rejects like bareUnaryCall
+ * (containerd unreachable, or answering with an error).
+ */
+export async function lookupSnapshotterPlugin(address: string, namespace: string, name: string, timeoutMs = PLUGIN_LOOKUP_TIMEOUT_MS): Promise<SnapshotterPlugin | undefined> {
+  const filter = `type==${JSON.stringify(SNAPSHOTTER_PLUGIN_TYPE)},id==${JSON.stringify(name)}`;
+  const answer = await bareUnaryCall({ address, namespace, path: PLUGINS_PATH, message: stringField(1, filter), timeoutMs, what: `the plugin lookup of snapshotter ${name}` });
+  return decodePluginsResponse(answer).find((p) => p.type === SNAPSHOTTER_PLUGIN_TYPE && p.id === name);
+}
+
+interface DecodedPlugin extends SnapshotterPlugin {
+  type: string;
+  id: string;
+}
+
+/** introspection.v1.PluginsResponse: plugins = 1; Plugin: type = 1, id = 2, exports = 5 (map<string,string>), init_err = 7. */
+export function decodePluginsResponse(message: Buffer): DecodedPlugin[] {
+  const plugins: DecodedPlugin[] = [];
+  for (const field of fields(message)) {
+    if (field.number !== 1 || field.bytes === undefined) continue;
+    let type = '';
+    let id = '';
+    let address: string | undefined;
+    let failed = false;
+    for (const f of fields(field.bytes)) {
+      if (f.bytes === undefined) continue;
+      if (f.number === 1) type = f.bytes.toString('utf8');
+      else if (f.number === 2) id = f.bytes.toString('utf8');
+      else if (f.number === 7) failed = true;
+      else if (f.number === 5) {
+        let key = '';
+        let value = '';
+        for (const e of fields(f.bytes)) {
+          if (e.number === 1 && e.bytes) key = e.bytes.toString('utf8');
+          else if (e.number === 2 && e.bytes) value = e.bytes.toString('utf8');
+        }
+        if (key === 'address') address = value;
+      }
+    }
+    plugins.push({ type, id, address, failed });
+  }
+  return plugins;
+}
+
+/** A length-delimited field (wire type 2) holding text. */
+function stringField(number: number, text: string): Buffer {
+  const bytes = Buffer.from(text, 'utf8');
+  return Buffer.concat([varint((number << 3) | 2), varint(bytes.length), bytes]);
+}
+
+function varint(value: number): Buffer {
+  const out: number[] = [];
+  let v = value;
+  while (v > 0x7f) {
+    out.push((v & 0x7f) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return Buffer.from(out);
+}
+
+/** A malformed answer: the introspection message could not be read. */
+export class ProtobufDecodeError extends Error {
+  constructor(message: string) {
+    super(`containerd's plugin list could not be read: ${message}`);
+    this.name = 'ProtobufDecodeError';
+  }
+}
+
+interface Field {
+  number: number;
+  /** The payload of a length-delimited field; undefined for the other wire types (skipped). */
+  bytes: Buffer | undefined;
+}
+
+function* fields(message: Buffer): Generator<Field> {
+  let at = 0;
+  const readVarint = (): number => {
+    let result = 0;
+    let scale = 1;
+    for (;;) {
+      if (at >= message.length) throw new ProtobufDecodeError('a varint runs past the end');
+      const byte = message[at++] as number;
+      result += (byte & 0x7f) * scale;
+      if ((byte & 0x80) === 0) return result;
+      scale *= 128;
+      if (scale > 2 ** 63) throw new ProtobufDecodeError('a varint is too long');
+    }
+  };
+  while (at < message.length) {
+    const key = readVarint();
+    const number = Math.floor(key / 8);
+    switch (key & 7) {
+      case 0:
+        readVarint();
+        yield { number, bytes: undefined };
+        break;
+      case 1:
+        at += 8;
+        yield { number, bytes: undefined };
+        break;
+      case 2: {
+        const length = readVarint();
+        if (at + length > message.length) throw new ProtobufDecodeError(`field ${number} runs past the end`);
+        const bytes = message.subarray(at, at + length);
+        at += length;
+        yield { number, bytes };
+        break;
+      }
+      case 5:
+        at += 4;
+        yield { number, bytes: undefined };
+        break;
+      default:
+        throw new ProtobufDecodeError(`field ${number} has wire type ${key & 7}`);
+    }
+  }
+  if (at > message.length) throw new ProtobufDecodeError('a fixed-width field runs past the end');
+}
