@@ -9,6 +9,7 @@ import pino, { type Logger } from 'pino';
 import type { PullEvent, PullRequestBody } from '../admin/pull-model.js';
 import type { LayerOutcome, ProgressSink } from '../pull/index.js';
 import type { LayerState } from '../pull/progress.js';
+import { preloadContainerdClients } from '../containerd/connection.js';
 import { SingleFlight } from '../sync/index.js';
 import { runPull } from './pull-runner.js';
 
@@ -21,6 +22,11 @@ export class DaemonPulls {
   private readonly remoteFlights = new SingleFlight<LayerOutcome | 'missing'>();
 
   constructor(private readonly logger: Logger) {}
+
+  /** Readies what the first pull needs (containerd's client definitions), in the background after start-up. */
+  warmUp(): void {
+    preloadContainerdClients().catch((err: unknown) => this.logger.warn({ err }, "loading containerd's client definitions failed; the first pull will try again"));
+  }
 
   async run(request: PullRequestBody, send: (event: PullEvent) => void): Promise<void> {
     const started = performance.now();

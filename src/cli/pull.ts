@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { adminSocketPath } from '../admin/admin-server.js';
 import { DaemonCannotPullError, requestPull } from '../admin/pull-client.js';
 import { formatPullSummary, type PullEvent, type PullRequestBody } from '../admin/pull-model.js';
+import { ContainerdAnswerError } from '../containerd/bare-call.js';
 import { checkContainerdAnswers } from '../containerd/reachability.js';
 import { lookupSnapshotterPlugin } from '../containerd/proxy-plugin.js';
 import { createProgress, type ProgressSink } from '../pull/progress.js';
@@ -42,7 +43,11 @@ export async function pull(ref: string, flags: PullFlags): Promise<void> {
   const progress = createProgress(process.stderr, flags.quiet);
   if (flags.remoteSnapshot && flags.daemon !== false) {
     // Also the check that containerd answers: a containerd that is down is reported here, at once.
-    const plugin = await lookupSnapshotterPlugin(flags.address, flags.namespace, flags.snapshotter);
+    // One that answers with an error (a namespace it refuses, say) is left to the pull below to report.
+    const plugin = await lookupSnapshotterPlugin(flags.address, flags.namespace, flags.snapshotter).catch((err: unknown) => {
+      if (err instanceof ContainerdAnswerError) return undefined;
+      throw err;
+    });
     if (plugin?.address !== undefined && !plugin.failed) {
       const socket = adminSocketPath(plugin.address);
       try {

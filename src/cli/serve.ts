@@ -194,6 +194,7 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger, identi
     const pulls = new DaemonPulls(logger.child({ component: 'pull' }));
     const admin = await AdminServer.listen(adminSocket, { status: () => status.collect(), pull: (request, send) => pulls.run(request, send) });
     undo.push({ step: 'closing the admin socket', run: () => admin.close() });
+    pulls.warmUp();
     if (config.metricsAddress) {
       const metricsServer = await serveMetrics(config.metricsAddress, metricsRegistry, remote?.metricsText);
       undo.push({

@@ -33,6 +33,36 @@ const SERVICE_PROTOS: Readonly<Record<string, string>> = {
   'containerd.services.diff.v1.Diff': 'containerd/services/diff/v1/diff.proto',
 };
 
+/**
+ * Client constructors by service, for the life of the process: parsing a
+ * .proto file takes milliseconds of CPU, and the daemon builds a connection
+ * for every pull handed to it.
+ */
+const clientConstructors = new Map<string, grpc.ServiceClientConstructor>();
+
+function clientConstructor(service: string): grpc.ServiceClientConstructor {
+  let Client = clientConstructors.get(service);
+  if (!Client) {
+    const proto = SERVICE_PROTOS[service];
+    if (proto === undefined) throw new Error(`no proto file known for service ${service}`);
+    Client = lookupService(loadProtos([proto]), service);
+    clientConstructors.set(service, Client);
+  }
+  return Client;
+}
+
+/**
+ * Parses every service's definitions ahead of the first connection, one per
+ * turn of the event loop so that calls being served meanwhile wait for one
+ * file at most (the daemon, before the first pull is handed to it).
+ */
+export async function preloadContainerdClients(): Promise<void> {
+  for (const service of Object.keys(SERVICE_PROTOS)) {
+    await new Promise((resolve) => setImmediate(resolve));
+    clientConstructor(service);
+  }
+}
+
 const DEFAULT_SNAPSHOTTER_WAIT_MS = 6_000;
 const SNAPSHOTTER_RETRY_DELAY_MS = 250;
 
@@ -78,9 +108,7 @@ export class ContainerdConnection {
   client(service: string): grpc.Client {
     let client = this.clients.get(service);
     if (!client) {
-      const proto = SERVICE_PROTOS[service];
-      if (proto === undefined) throw new Error(`no proto file known for service ${service}`);
-      const Client = lookupService(loadProtos([proto]), service);
+      const Client = clientConstructor(service);
       // All services share one channel: grpc-js pools by target and options.
       client = new Client(this.target, grpc.credentials.createInsecure(), this.channelOptions);
       this.clients.set(service, client);

@@ -4,15 +4,15 @@
 // same lookup against a real containerd runs in test/e2e/daemon-pull.test.ts.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { closeFake, fakeContainerd, type FakeAnswer } from '../../harness/fake-containerd.js';
 import { ContainerdAnswerError } from '../../../src/containerd/bare-call.js';
 import { decodePluginsResponse, lookupSnapshotterPlugin, ProtobufDecodeError } from '../../../src/containerd/proxy-plugin.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lazysnap-plugin-'));
-let next = 0;
 
 /** Protobuf by hand: a length-delimited field. */
 function field(number: number, payload: Buffer | string): Buffer {
@@ -29,18 +29,6 @@ function plugin(type: string, id: string, exports: Record<string, string>, initE
   return Buffer.concat(parts);
 }
 
-async function fakeContainerd(answer: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, body: Buffer) => void): Promise<{ socket: string; server: Http2Server }> {
-  const socket = join(dir, `containerd-${next++}.sock`);
-  const server = createServer();
-  server.on('stream', (stream, headers) => {
-    const parts: Buffer[] = [];
-    stream.on('data', (d: Buffer) => parts.push(d));
-    stream.on('end', () => answer(stream, headers, Buffer.concat(parts)));
-  });
-  await new Promise<void>((resolve) => server.listen(socket, resolve));
-  return { socket, server };
-}
-
 function answerWith(message: Buffer) {
   return (stream: ServerHttp2Stream): void => {
     stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
@@ -51,9 +39,8 @@ function answerWith(message: Buffer) {
   };
 }
 
-function close(server: Http2Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
-}
+const fake = (answer: FakeAnswer) => fakeContainerd(dir, answer);
+const close = closeFake;
 
 describe('snapshotter plugin lookup', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -64,7 +51,7 @@ describe('snapshotter plugin lookup', () => {
       field(1, plugin('io.containerd.snapshotter.v1', 'overlayfs', { root: '/var/lib/containerd/x' })),
       field(1, plugin('io.containerd.snapshotter.v1', 'lazysnap', { address: '/run/lazysnap/lazysnap.sock' })),
     ]);
-    const { socket, server } = await fakeContainerd((stream, headers, body) => {
+    const { socket, server } = await fake((stream, headers, body) => {
       seen = { headers, body };
       answerWith(response)(stream);
     });
@@ -94,7 +81,7 @@ describe('snapshotter plugin lookup', () => {
   });
 
   it("passes containerd's error on with its code", async () => {
-    const { socket, server } = await fakeContainerd((stream) => {
+    const { socket, server } = await fake((stream) => {
       stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '3', 'grpc-message': 'bad filter' }, { endStream: true });
     });
     try {

@@ -4,39 +4,25 @@
 // a real containerd runs in test/e2e/cli-failures.test.ts and every pull.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { closeFake, fakeContainerd, type FakeAnswer } from '../../harness/fake-containerd.js';
 import { loadProtos, lookupService } from '../../../src/containerd/api.js';
 import { PeerUnreachableError } from '../../../src/containerd/errors.js';
 import { ReachabilityCheckError, checkContainerdAnswers, encodeLeasesListRequest } from '../../../src/containerd/reachability.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lazysnap-reach-'));
-let next = 0;
-
-async function fakeContainerd(answer: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, body: Buffer) => void): Promise<{ socket: string; server: Http2Server }> {
-  const socket = join(dir, `containerd-${next++}.sock`);
-  const server = createServer();
-  server.on('stream', (stream, headers) => {
-    const parts: Buffer[] = [];
-    stream.on('data', (d: Buffer) => parts.push(d));
-    stream.on('end', () => answer(stream, headers, Buffer.concat(parts)));
-  });
-  await new Promise<void>((resolve) => server.listen(socket, resolve));
-  return { socket, server };
-}
-
-function close(server: Http2Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
-}
+const fake = (answer: FakeAnswer) => fakeContainerd(dir, answer);
+const close = closeFake;
 
 describe('containerd reachability check', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('sends a Leases List in gRPC framing with the namespace, and resolves on status 0', async () => {
     let seen: { headers: IncomingHttpHeaders; body: Buffer } | undefined;
-    const { socket, server } = await fakeContainerd((stream, headers, body) => {
+    const { socket, server } = await fake((stream, headers, body) => {
       seen = { headers, body };
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
       stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
@@ -60,7 +46,7 @@ describe('containerd reachability check', () => {
   });
 
   it('reports a status other than 0 with its code and message', async () => {
-    const { socket, server } = await fakeContainerd((stream) => {
+    const { socket, server } = await fake((stream) => {
       stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '3', 'grpc-message': encodeURIComponent('namespace "bad name" invalid') }, { endStream: true });
     });
     try {
@@ -84,7 +70,7 @@ describe('containerd reachability check', () => {
   });
 
   it('says containerd is hung when it accepts the call but never answers', async () => {
-    const { socket, server } = await fakeContainerd(() => {});
+    const { socket, server } = await fake(() => {});
     try {
       await assert.rejects(checkContainerdAnswers(socket, 'default', 300), (err: unknown) =>
         err instanceof PeerUnreachableError && err.code === 4 && err.message.includes('no answer within 0.3 s'));
