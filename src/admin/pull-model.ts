@@ -10,7 +10,7 @@
  * proxy environment, containerd's socket and namespace), so the daemon
  * pulls exactly what the CLI would have pulled.
  */
-import type { ProxySettings } from '../registry/hosts/proxy.js';
+import type { ProxySettings } from '../registry/hosts/proxy-env.js';
 import type { LayerState } from '../pull/progress.js';
 
 export interface PullRequestBody {

@@ -14,8 +14,8 @@ import { ContainerdAnswerError } from '../containerd/bare-call.js';
 import { checkContainerdAnswers } from '../containerd/reachability.js';
 import { lookupSnapshotterPlugin } from '../containerd/proxy-plugin.js';
 import { createProgress, type ProgressSink } from '../pull/progress.js';
-import { defaultDockerConfigPath } from '../registry/credentials.js';
-import { proxySettingsFromEnv } from '../registry/hosts/proxy.js';
+import { defaultDockerConfigPath } from '../registry/docker-config-path.js';
+import { proxySettingsFromEnv } from '../registry/hosts/proxy-env.js';
 import { parsePlatform } from '../registry/platform.js';
 import { hostsDirFlag } from './registry-host-flag.js';
 

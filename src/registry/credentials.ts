@@ -4,9 +4,10 @@
 // its own config, the credentials kubelet sent with a CRI pull, or several.
 import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { defaultDockerConfigPath } from './docker-config-path.js';
 import { DOCKER_HUB_DOMAIN, DOCKER_HUB_API_HOST } from './reference.js';
+
+export { defaultDockerConfigPath };
 
 export interface Credentials {
   username?: string;
@@ -148,11 +149,6 @@ function decodeBasicAuthField(b64: string): { username: string; password: string
   return { username: text.slice(0, colon), password: text.slice(colon + 1) };
 }
 
-/** `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, as the docker CLI does. */
-export function defaultDockerConfigPath(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string {
-  const dir = env.DOCKER_CONFIG && env.DOCKER_CONFIG !== '' ? env.DOCKER_CONFIG : join(home, '.docker');
-  return join(dir, 'config.json');
-}
 
 export interface DockerConfigCredentialsOptions {
   /** Path of config.json; default from defaultDockerConfigPath(). */

@@ -18,27 +18,8 @@ Object.assign(dispatcherBase.prototype, require('undici/lib/api/index.js') as ob
 const Agent = require('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
 const envHttpProxyAgent = (): typeof UndiciEnvHttpProxyAgent => require('undici/lib/dispatcher/env-http-proxy-agent.js') as typeof UndiciEnvHttpProxyAgent;
 
-export interface ProxySettings {
-  httpProxy?: string;
-  httpsProxy?: string;
-  noProxy?: string;
-}
-
-/** Lower-case names win, as in curl and Go. */
-export function proxySettingsFromEnv(env: NodeJS.ProcessEnv = process.env): ProxySettings {
-  const pick = (name: string): string | undefined => {
-    const value = env[name.toLowerCase()] ?? env[name.toUpperCase()];
-    return value === undefined || value === '' ? undefined : value;
-  };
-  const out: ProxySettings = {};
-  const httpProxy = pick('http_proxy');
-  const httpsProxy = pick('https_proxy');
-  const noProxy = pick('no_proxy');
-  if (httpProxy !== undefined) out.httpProxy = httpProxy;
-  if (httpsProxy !== undefined) out.httpsProxy = httpsProxy;
-  if (noProxy !== undefined) out.noProxy = noProxy;
-  return out;
-}
+export { proxySettingsFromEnv, type ProxySettings } from './proxy-env.js';
+import type { ProxySettings } from './proxy-env.js';
 
 export function usesProxy(settings: ProxySettings): boolean {
   return settings.httpProxy !== undefined || settings.httpsProxy !== undefined;
