@@ -7,9 +7,10 @@
  */
 import pino, { type Logger } from 'pino';
 import type { PullEvent, PullRequestBody } from '../admin/pull-model.js';
-import type { LayerOutcome, ProgressSink } from '../pull/index.js';
+import { warmUpPullPath, type LayerOutcome, type ProgressSink } from '../pull/index.js';
 import type { LayerState } from '../pull/progress.js';
 import { preloadContainerdClients } from '../containerd/connection.js';
+import type { ImageToOpen, RemoteMounter } from '../snapshotter/remote/remote-mounter.js';
 import { SingleFlight } from '../sync/index.js';
 import { runPull } from './pull-runner.js';
 
@@ -21,21 +22,52 @@ export class DaemonPulls {
   private readonly flights = new SingleFlight<number>();
   private readonly remoteFlights = new SingleFlight<LayerOutcome | 'missing'>();
 
-  constructor(private readonly logger: Logger) {}
+  /**
+   * mounter: this daemon's remote side, told each image as soon as its pull
+   * has the manifest; snapshotsSocket: the daemon's own, for the warm-up's gRPC call.
+   */
+  constructor(
+    private readonly logger: Logger,
+    private readonly mounter?: RemoteMounter,
+    private readonly snapshotsSocket?: string,
+  ) {}
 
-  /** Readies what the first pull needs (containerd's client definitions), in the background after start-up. */
+  /** Pulls handed over so far: the warm-up gives way once the first has come. */
+  private started = 0;
+
+  /**
+   * Readies what the first pull needs, in the background after start-up:
+   * containerd's client definitions, then the registry half of a pull on a
+   * made-up image (see pull/warm-up.ts).
+   */
   warmUp(): void {
-    preloadContainerdClients().catch((err: unknown) => this.logger.warn({ err }, "loading containerd's client definitions failed; the first pull will try again"));
+    const busy = (): boolean => this.started > 0;
+    preloadContainerdClients()
+      .then(() => warmUpPullPath({ busy, ...(this.snapshotsSocket !== undefined ? { snapshotsSocket: this.snapshotsSocket } : {}) }))
+      .then(
+        (result) => this.logger.debug({ ms: Math.round(result.ms), steps: result.steps, ...(result.stoppedAt ? { stoppedAt: result.stoppedAt } : {}) }, 'pull path warmed up'),
+        (err: unknown) => this.logger.warn({ err }, 'warming up the pull path failed; the first pull handed over may be slower'),
+      );
   }
 
   async run(request: PullRequestBody, send: (event: PullEvent) => void): Promise<void> {
+    this.started++;
     const started = performance.now();
     const context = { ref: request.ref, namespace: request.containerd.namespace, snapshotter: request.snapshotter };
     this.logger.info(context, 'pull handed over by lazysnap pull');
     // The pull's own log lines are the CLI's (its --log-level), as if it had run there.
     const cliLogger = pino({ level: request.logLevel, base: { command: 'pull' } }, { write: (line: string) => send({ log: line.trimEnd() }) });
     try {
-      const summary = await runPull({ request, remoteSnapshot: true, progress: progressEvents(send), logger: cliLogger, flights: this.flights, remoteFlights: this.remoteFlights });
+      const summary = await runPull({
+        request,
+        remoteSnapshot: true,
+        progress: progressEvents(send),
+        logger: cliLogger,
+        flights: this.flights,
+        remoteFlights: this.remoteFlights,
+        // The layers open while the config is fetched and the first Prepare travels through containerd.
+        ...(this.mounter ? { onImageResolved: (image: ImageToOpen) => this.mounter?.openImage(image) } : {}),
+      });
       this.logger.info({ ...context, ms: Math.round(performance.now() - started), layers: summary.layers, remote: summary.remote, downloaded: summary.downloaded }, 'pull done');
       send({ done: summary });
     } catch (err) {

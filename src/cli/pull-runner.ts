@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { PullRequestBody, PullSummary } from '../admin/pull-model.js';
 import { loadConfigWithSource } from '../config/index.js';
 import { ContainerdConnection } from '../containerd/connection.js';
-import { pullImage, type LayerOutcome, type ProgressSink } from '../pull/index.js';
+import { pullImage, type LayerOutcome, type ProgressSink, type PullDeps } from '../pull/index.js';
 import { DockerConfigCredentials, RegistryClient } from '../registry/index.js';
 import { parsePlatform } from '../registry/platform.js';
 import type { SingleFlight } from '../sync/index.js';
@@ -22,6 +22,7 @@ export interface PullRun {
   /** Shared by the pulls of one process (the daemon): a layer is fetched, and checked remotely, once. */
   flights?: SingleFlight<number>;
   remoteFlights?: SingleFlight<LayerOutcome | 'missing'>;
+  onImageResolved?: PullDeps['onImageResolved'];
 }
 
 export async function runPull(run: PullRun): Promise<PullSummary> {
@@ -41,7 +42,15 @@ export async function runPull(run: PullRun): Promise<PullSummary> {
     try {
       const result = await pullImage(
         { ref: request.ref, remoteSnapshot: run.remoteSnapshot, snapshotter: request.snapshotter, ...(request.platform ? { platform: request.platform } : {}) },
-        { registry, connection, progress: run.progress, logger, ...(run.flights ? { flights: run.flights } : {}), ...(run.remoteFlights ? { remoteFlights: run.remoteFlights } : {}) },
+        {
+          registry,
+          connection,
+          progress: run.progress,
+          logger,
+          ...(run.flights ? { flights: run.flights } : {}),
+          ...(run.remoteFlights ? { remoteFlights: run.remoteFlights } : {}),
+          ...(run.onImageResolved ? { onImageResolved: run.onImageResolved } : {}),
+        },
       );
       return {
         name: result.name,

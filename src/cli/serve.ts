@@ -191,7 +191,7 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger, identi
       ...(remote ? { remote: remote.status } : {}),
       ...(remote?.fuseManager ? { fuseManager: remote.fuseManager } : {}),
     });
-    const pulls = new DaemonPulls(logger.child({ component: 'pull' }));
+    const pulls = new DaemonPulls(logger.child({ component: 'pull' }), remote?.mounter, config.address);
     const admin = await AdminServer.listen(adminSocket, { status: () => status.collect(), pull: (request, send) => pulls.run(request, send) });
     undo.push({ step: 'closing the admin socket', run: () => admin.close() });
     pulls.warmUp();

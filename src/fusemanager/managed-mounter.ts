@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { RemoteStateReport } from '../admin/index.js';
 import type { FuseManagerStatus } from '../admin/index.js';
 import type { RemoteLayerRef } from '../snapshotter/metadata-store.js';
-import type { NotRemote, RemoteMounter } from '../snapshotter/remote/remote-mounter.js';
+import type { ImageToOpen, NotRemote, RemoteMounter } from '../snapshotter/remote/remote-mounter.js';
 import type { RemoteRequest } from '../snapshotter/remote/remote-request.js';
 import { ManagerConnection } from './manager-connection.js';
 import { FUSE_MANAGER_PROTOCOL, FuseManagerUnavailableError, type ForwardedAuth, type ManagerHello, type ManagerMethod, type ManagerMethods } from './protocol.js';
@@ -74,6 +74,11 @@ export class ManagedMounter implements RemoteMounter {
 
   decide(request: RemoteRequest): Promise<RemoteLayerRef | NotRemote> {
     return this.call('decide', request);
+  }
+
+  openImage(image: ImageToOpen): void {
+    // Only a head start: the Prepares open the layers anyway (and an older manager does not know the call).
+    this.call('openImage', image).catch((err: unknown) => this.options.logger.debug({ err, ref: image.ref }, 'the FUSE manager did not start opening the image ahead'));
   }
 
   async acquire(layer: RemoteLayerRef, holder: string): Promise<string> {

@@ -43,6 +43,10 @@ export class FuseManagerServer {
     this.handlers = {
       hello: async () => this.hello,
       decide: (request) => mounter.decide(request),
+      openImage: async (image) => {
+        mounter.openImage(image);
+        return null;
+      },
       acquire: async ({ layer, holder }) => ({ mountpoint: await mounter.acquire(layer, holder) }),
       release: async ({ layer, holder }) => {
         await mounter.release(layer, holder);

@@ -9,7 +9,7 @@
 import type { Socket } from 'node:net';
 import type { RemoteStateReport } from '../admin/index.js';
 import type { RemoteLayerRef } from '../snapshotter/metadata-store.js';
-import type { NotRemote } from '../snapshotter/remote/remote-mounter.js';
+import type { ImageToOpen, NotRemote } from '../snapshotter/remote/remote-mounter.js';
 import type { RemoteRequest } from '../snapshotter/remote/remote-request.js';
 
 /** Raised when a message changes shape; a daemon refuses a manager that speaks another. */
@@ -41,6 +41,8 @@ export interface ForwardedAuth {
 export interface ManagerMethods {
   hello: { params: { protocol: number }; result: ManagerHello };
   decide: { params: RemoteRequest; result: RemoteLayerRef | NotRemote };
+  /** Added after protocol 1 shipped: an older manager answers it with an error, which the daemon ignores. */
+  openImage: { params: ImageToOpen; result: null };
   acquire: { params: { layer: RemoteLayerRef; holder: string }; result: { mountpoint: string } };
   release: { params: { layer: RemoteLayerRef; holder: string }; result: null };
   retainOnly: { params: { holders: string[] }; result: null };

@@ -43,6 +43,12 @@ export interface PullDeps {
   flights?: SingleFlight<number>;
   /** Shared by pulls in one process so each layer's remote check runs once. */
   remoteFlights?: SingleFlight<LayerOutcome | 'missing'>;
+  /**
+   * Told the image (ref and manifest digest, as the remote Prepares will
+   * name them) as soon as it is resolved, before the config is fetched: a
+   * snapshotter in this process starts opening its layers then.
+   */
+  onImageResolved?: (image: { ref: string; manifestDigest: string }) => void;
 }
 
 export interface PulledLayer {
@@ -79,6 +85,7 @@ export async function pullImage(options: PullOptions, deps: PullDeps): Promise<P
     // containerd names the image by the normalized reference the user gave (tag or digest).
     const name = registry.parse(options.ref).toString();
     const refString = name;
+    if (options.remoteSnapshot) deps.onImageResolved?.({ ref: refString, manifestDigest: resolved.descriptor.digest });
     const config = await registry.getConfig(resolved.ref, resolved.manifest);
     assertImagePlatform({ ref: refString, digest: resolved.descriptor.digest, wanted: resolved.platform, config: config.config });
     const diffIds = config.config.rootfs?.diff_ids ?? [];

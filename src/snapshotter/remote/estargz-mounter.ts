@@ -25,7 +25,7 @@ import { KeyedMutex, SingleFlight } from '../../sync/index.js';
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RemoteLayerRef } from '../metadata-store.js';
-import type { NotRemote, RemoteMounter } from './remote-mounter.js';
+import type { ImageToOpen, NotRemote, RemoteMounter } from './remote-mounter.js';
 import type { RemoteLayerStatus } from './remote-layer-status.js';
 import type { RemoteRequest } from './remote-request.js';
 import { layerIdentity } from './layer-identity.js';
@@ -141,7 +141,7 @@ export class EstargzMounter implements RemoteMounter {
   async decide(request: RemoteRequest): Promise<RemoteLayerRef | NotRemote> {
     this.requests++;
     const { ref, layerDigest } = request;
-    this.openImageLayers(request);
+    this.openImageLayers(request.ref, request.manifestDigest);
     let tocDigest = request.tocDigest;
     let size: number | undefined;
     if (!tocDigest) {
@@ -167,16 +167,21 @@ export class EstargzMounter implements RemoteMounter {
    * find their layer open instead of each paying footer, TOC and parse in turn.
    * Best effort: a layer that fails here is tried again by its own Prepare.
    */
-  private openImageLayers(request: RemoteRequest): void {
-    const image = request.manifestDigest ? `${request.ref}@${request.manifestDigest}` : request.ref;
+  openImage(image: ImageToOpen): void {
+    this.requests++;
+    this.openImageLayers(image.ref, image.manifestDigest);
+  }
+
+  private openImageLayers(ref: string, manifestDigest: string | undefined): void {
+    const image = manifestDigest ? `${ref}@${manifestDigest}` : ref;
     if (this.closing || this.imagesOpened.has(image)) return;
     this.imagesOpened.set(image, true);
     const { logger } = this.options;
     const task = (async () => {
-      const listed = await this.tocDigests.layers(request.ref, request.manifestDigest).catch((err: unknown) => this.reportRegistryError(err, request.ref, request.manifestDigest ?? ''));
+      const listed = await this.tocDigests.layers(ref, manifestDigest).catch((err: unknown) => this.reportRegistryError(err, ref, manifestDigest ?? ''));
       const layers = listed.filter((layer) => layer.tocDigest !== undefined);
       const queue = layers.map((layer): RemoteLayerRef => ({
-        ref: request.ref, digest: layer.digest, tocDigest: layer.tocDigest!, ...(layer.size !== undefined ? { size: layer.size } : {}),
+        ref, digest: layer.digest, tocDigest: layer.tocDigest!, ...(layer.size !== undefined ? { size: layer.size } : {}),
       }));
       const worker = async (): Promise<void> => {
         for (let next = queue.shift(); next !== undefined && !this.closing; next = queue.shift()) {
@@ -188,7 +193,7 @@ export class EstargzMounter implements RemoteMounter {
         }
       };
       await Promise.all(Array.from({ length: Math.min(IMAGE_OPEN_CONCURRENCY, queue.length) }, worker));
-    })().catch((err: unknown) => logger.debug({ err, ref: request.ref }, 'listing the image\'s layers ahead of their Prepares failed'));
+    })().catch((err: unknown) => logger.debug({ err, ref }, 'listing the image\'s layers ahead of their Prepares failed'));
     // close() waits for it: a mount it makes after shutdown began must still be taken down.
     this.openingAhead.add(task);
     void task.finally(() => this.openingAhead.delete(task));

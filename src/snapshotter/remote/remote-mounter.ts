@@ -13,7 +13,22 @@ export interface NotRemote {
   notRemote: string;
 }
 
+/** An image whose eStargz layers may be opened ahead of their Prepares. */
+export interface ImageToOpen {
+  /** The image reference, as the Prepares' labels will give it. */
+  ref: string;
+  /** The manifest digest, as the Prepares' labels will give it. */
+  manifestDigest: string;
+}
+
 export interface RemoteMounter {
+  /**
+   * Starts opening (and mounting) every eStargz layer of the image in the
+   * background, as the image's first Prepare would: a pull that knows the
+   * image before it sends that Prepare (ours) calls it as soon as it has the
+   * manifest. Best effort and idempotent: failures are left to the Prepares.
+   */
+  openImage(image: ImageToOpen): void;
   /**
    * Whether the requested layer can be served lazily, with a verified TOC
    * digest; NotRemote means "download it" and says why. Concurrent calls for

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { FuseManagerCallError, FuseManagerServer, FuseManagerUnavailableError, ManagedMounter, type ManagerBackend, type StartedManager } from '../../../src/fusemanager/index.js';
 import type { RemoteLayerRef } from '../../../src/snapshotter/metadata-store.js';
-import type { NotRemote, RemoteMounter } from '../../../src/snapshotter/remote/remote-mounter.js';
+import type { ImageToOpen, NotRemote, RemoteMounter } from '../../../src/snapshotter/remote/remote-mounter.js';
 import type { RemoteRequest } from '../../../src/snapshotter/remote/remote-request.js';
 import { makeTempDir, removeTree, waitUntil } from '../../harness/process.js';
 
@@ -21,6 +21,11 @@ const logger = pino({ level: 'silent' });
 /** Holders per layer digest, as a manager's mounter keeps them. */
 class MemoryMounter implements RemoteMounter {
   readonly holders = new Map<string, Set<string>>();
+  readonly imagesOpened: ImageToOpen[] = [];
+
+  openImage(image: ImageToOpen): void {
+    this.imagesOpened.push(image);
+  }
 
   async decide(request: RemoteRequest): Promise<RemoteLayerRef | NotRemote> {
     if (request.layerDigest === 'sha256:broken') {
@@ -101,7 +106,10 @@ describe('ManagedMounter', () => {
       assert.deepEqual([...(mounter.holders.get('sha256:a') ?? [])], ['7', '8']);
       await client.retainOnly(new Set(['8']));
       assert.deepEqual([...(mounter.holders.get('sha256:a') ?? [])], ['8']);
+      // Fire and forget: the manager starts opening the image's layers; the call that follows shows it has arrived.
+      client.openImage({ ref: 'registry.test/app:1', manifestDigest: 'sha256:m' });
       const status = await client.status();
+      assert.deepEqual(mounter.imagesOpened, [{ ref: 'registry.test/app:1', manifestDigest: 'sha256:m' }]);
       assert.equal(status.connected, true);
       assert.equal(status.version, '9.9.9');
       assert.equal(status.pid, process.pid);

@@ -37,6 +37,7 @@ class RecordingMounter implements RemoteMounter {
   }
 
   async retainOnly(): Promise<void> {}
+  openImage(): void {}
   async cleanupStale(): Promise<string[]> {
     return [];
   }
