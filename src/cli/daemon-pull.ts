@@ -21,6 +21,8 @@ export class DaemonPulls {
   // Shared by every pull this daemon runs: racing pulls of one image fetch and check each layer once.
   private readonly flights = new SingleFlight<number>();
   private readonly remoteFlights = new SingleFlight<LayerOutcome | 'missing'>();
+  /** Pulls handed over so far: the warm-up gives way once the first has come. */
+  private handedOver = 0;
 
   /**
    * mounter: this daemon's remote side, told each image as soon as its pull
@@ -32,16 +34,13 @@ export class DaemonPulls {
     private readonly snapshotsSocket?: string,
   ) {}
 
-  /** Pulls handed over so far: the warm-up gives way once the first has come. */
-  private started = 0;
-
   /**
    * Readies what the first pull needs, in the background after start-up:
    * containerd's client definitions, then the registry half of a pull on a
    * made-up image (see pull/warm-up.ts).
    */
   warmUp(): void {
-    const busy = (): boolean => this.started > 0;
+    const busy = (): boolean => this.handedOver > 0;
     preloadContainerdClients()
       .then(() => warmUpPullPath({ busy, ...(this.snapshotsSocket !== undefined ? { snapshotsSocket: this.snapshotsSocket } : {}) }))
       .then(
@@ -51,7 +50,7 @@ export class DaemonPulls {
   }
 
   async run(request: PullRequestBody, send: (event: PullEvent) => void): Promise<void> {
-    this.started++;
+    this.handedOver++;
     const started = performance.now();
     const context = { ref: request.ref, namespace: request.containerd.namespace, snapshotter: request.snapshotter };
     this.logger.info(context, 'pull handed over by lazysnap pull');
