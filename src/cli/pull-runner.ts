@@ -8,21 +8,17 @@ import type { Logger } from 'pino';
 import type { PullRequestBody, PullSummary } from '../admin/pull-model.js';
 import { loadConfigWithSource } from '../config/index.js';
 import { ContainerdConnection } from '../containerd/connection.js';
-import { pullImage, type LayerOutcome, type ProgressSink, type PullDeps } from '../pull/index.js';
+import { pullImage, type ProgressSink, type PullDeps } from '../pull/index.js';
 import { DockerConfigCredentials, RegistryClient } from '../registry/index.js';
 import { parsePlatform } from '../registry/platform.js';
-import type { SingleFlight } from '../sync/index.js';
 import { registryOptions } from './registry-options.js';
 
-export interface PullRun {
+/** flights, remoteFlights: shared by the pulls of one process (the daemon), so a layer is fetched, and checked remotely, once. */
+export interface PullRun extends Pick<PullDeps, 'flights' | 'remoteFlights' | 'onImageResolved'> {
   request: PullRequestBody;
   remoteSnapshot: boolean;
   progress: ProgressSink;
   logger: Logger;
-  /** Shared by the pulls of one process (the daemon): a layer is fetched, and checked remotely, once. */
-  flights?: SingleFlight<number>;
-  remoteFlights?: SingleFlight<LayerOutcome | 'missing'>;
-  onImageResolved?: PullDeps['onImageResolved'];
 }
 
 export async function runPull(run: PullRun): Promise<PullSummary> {
