@@ -10,6 +10,7 @@
  * header, status in the trailers); the request is one protobuf field.
  */
 import { bareUnaryCall, ContainerdAnswerError, grpcFrame } from './bare-call.js';
+import { stringField } from './protobuf-wire.js';
 
 /** A reachability check answers in milliseconds; a peer that takes longer is hung. */
 export const REACHABILITY_TIMEOUT_MS = 5_000;
@@ -26,9 +27,7 @@ export function encodeLeasesListRequest(filter: string): Buffer {
 }
 
 function leasesListRequest(filter: string): Buffer {
-  const text = Buffer.from(filter, 'utf8');
-  if (text.length > 127) throw new RangeError('a filter this long needs a multi-byte length');
-  return Buffer.concat([Buffer.from([0x0a, text.length]), text]);
+  return stringField(1, filter);
 }
 
 /** Resolves when containerd at `address` answers; rejects with PeerUnreachableError when it cannot be reached or does not answer in time. */

@@ -12,13 +12,10 @@
  * registry client like a pull's resolves it and fetches its config. Nothing
  * is kept. It stops before its next step once real work has come (`busy`).
  */
-import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SnapshotsClient } from '../containerd/snapshots-client.js';
-import { RegistryClient, digestOf, noopLogger } from '../registry/index.js';
-
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
+import { MediaType, RegistryClient, digestOf, noopLogger } from '../registry/index.js';
+import { serveImageOnLoopback } from '../registry/loopback-image.js';
 
 export interface PullWarmUpResult {
   /** Steps run to the end, in order. */
@@ -28,29 +25,12 @@ export interface PullWarmUpResult {
   ms: number;
 }
 
+/** An image of no layers: a config and the manifest that names it. */
 function madeUpImage(): { manifest: Buffer; config: Buffer; configDigest: string } {
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, config: {} }));
   const configDigest = digestOf(config);
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: configDigest, size: config.length }, layers: [] }));
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: configDigest, size: config.length }, layers: [] }));
   return { manifest, config, configDigest };
-}
-
-function serve(image: ReturnType<typeof madeUpImage>): Promise<Server> {
-  const manifestDigest = digestOf(image.manifest);
-  const server = createServer((req, res) => {
-    const send = (type: string, body: Buffer, digest: string): void => {
-      res.writeHead(200, { 'content-type': type, 'content-length': String(body.length), 'docker-content-digest': digest });
-      res.end(req.method === 'HEAD' ? undefined : body);
-    };
-    if (req.url === '/v2/') send('application/json', Buffer.from('{}'), '');
-    else if (req.url?.endsWith('/manifests/latest')) send(OCI_MANIFEST, image.manifest, manifestDigest);
-    else if (req.url?.endsWith(`/blobs/${image.configDigest}`)) send('application/octet-stream', image.config, image.configDigest);
-    else res.writeHead(404).end();
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve(server));
-  });
 }
 
 export interface PullWarmUpOptions {
@@ -76,7 +56,7 @@ export async function warmUpPullPath(options: PullWarmUpOptions): Promise<PullWa
     if (options.busy()) return stopped();
   }
   const image = madeUpImage();
-  const server = await serve(image);
+  const server = await serveImageOnLoopback(image.manifest, image.config, image.configDigest);
   // No credentials, no proxy, no hosts.toml: only this loopback server is ever asked. Its requests are not the log's business.
   const registry = new RegistryClient({ retry: { maxAttempts: 1 }, logger: noopLogger });
   try {

@@ -149,7 +149,6 @@ function decodeBasicAuthField(b64: string): { username: string; password: string
   return { username: text.slice(0, colon), password: text.slice(colon + 1) };
 }
 
-
 export interface DockerConfigCredentialsOptions {
   /** Path of config.json; default from defaultDockerConfigPath(). */
   path?: string;

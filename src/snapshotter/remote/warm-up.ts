@@ -21,7 +21,7 @@
  * It stops before its next step as soon as real work arrives (`busy`): it
  * must never compete with the pull it is meant to speed up.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -33,6 +33,7 @@ import { cleanupStaleMounts, mountLayer, type MountedLayer } from '../../fuse/in
 import { ChunkCache, openRemoteLayer, registryFetcher, type Logger, type RemoteLayer, type TocParser } from '../../layer/index.js';
 import { warmUpTocParsing } from '../../layer/toc-warm-up.js';
 import { RegistryClient, digestOf } from '../../registry/index.js';
+import { serveImageOnLoopback } from '../../registry/loopback-image.js';
 import { TocDigestResolver } from './toc-digest-resolver.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -116,40 +117,6 @@ function manifestOf(blob: Buffer, result: EstargzBuildResult): Buffer {
   }));
 }
 
-/** Serves the manifest at `/v2/.../manifests/latest` and the blob at `/v2/.../blobs/<digest>`, with the range forms the registry client sends. */
-function serveImage(manifest: Buffer, blob: Buffer, digest: string): Promise<Server> {
-  const manifestDigest = digestOf(manifest);
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    if (req.url?.endsWith('/manifests/latest')) {
-      res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': String(manifest.length), 'docker-content-digest': manifestDigest });
-      res.end(req.method === 'HEAD' ? undefined : manifest);
-      return;
-    }
-    if (!req.url?.endsWith(`/blobs/${digest}`)) {
-      res.writeHead(404).end();
-      return;
-    }
-    const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
-    let start = 0;
-    let end = blob.length - 1;
-    if (range) {
-      if (range[1] === '') start = Math.max(0, blob.length - Number(range[2]));
-      else {
-        start = Number(range[1]);
-        if (range[2] !== '') end = Math.min(end, Number(range[2]));
-      }
-    }
-    const headers = { 'content-type': 'application/octet-stream', 'content-length': String(end - start + 1), 'docker-content-digest': digest };
-    if (range) res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${blob.length}` });
-    else res.writeHead(200, headers);
-    res.end(req.method === 'HEAD' ? undefined : blob.subarray(start, end + 1));
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve(server));
-  });
-}
-
 /**
  * The warm-up's own steps log what real layers log ("layer opened", "layer
  * mounted"); at info level that would read like real layers in the log, so
@@ -199,7 +166,7 @@ export async function warmUpRemotePath(options: WarmUpOptions): Promise<WarmUpRe
     });
     if (!built) return stoppedAt();
     const { blob, result } = built;
-    server = await step('serve', () => serveImage(manifestOf(blob, result), blob, result.compressedDigest));
+    server = await step('serve', () => serveImageOnLoopback(manifestOf(blob, result), blob, result.compressedDigest));
     if (!server) return stoppedAt();
     const ref = `127.0.0.1:${(server.address() as AddressInfo).port}/lazysnap/warm-up:latest`;
     // No credentials, no proxy, no hosts.toml: only this loopback server is ever asked.
