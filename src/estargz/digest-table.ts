@@ -8,18 +8,27 @@
 const ALGORITHMS = ['sha256', 'sha384', 'sha512'] as const;
 const BYTES: readonly number[] = [32, 48, 64];
 
+/** A lowercase hex digit's value, else -1 (get() writes lowercase, so only that spelling round-trips). */
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
+  return -1;
+}
+
 export class DigestTable {
   private bytes = Buffer.alloc(64 * 1024);
   private used = 0;
-  /** Builder-time only: one copy per distinct digest (files of equal content share chunk digests). */
-  private known: Map<string, number> | undefined = new Map();
+  private sealed = false;
 
-  /** Stores a validated digest and returns its reference. */
+  /**
+   * Stores a validated digest and returns its reference. Equal digests are
+   * not shared: a map from 71-character keys cost more time (a tenth of a
+   * big TOC's parse) and more transient memory than the copies it saved.
+   */
   add(digest: string): number {
-    const known = this.known!.get(digest);
-    if (known !== undefined) return known;
+    if (this.sealed) throw new Error('digest table is sealed');
     const colon = digest.indexOf(':');
-    const algorithm = ALGORITHMS.indexOf(digest.slice(0, colon) as (typeof ALGORITHMS)[number]);
+    const algorithm = colon === 6 ? ALGORITHMS.findIndex((name) => digest.startsWith(name)) : -1;
     // Callers validated the digest; this only guards the layout (the hex must fill its slot exactly).
     if (algorithm < 0 || digest.length - colon - 1 !== 2 * BYTES[algorithm]!) throw new RangeError(`not a storable digest: ${JSON.stringify(digest)}`);
     const need = 1 + BYTES[algorithm]!;
@@ -30,9 +39,14 @@ export class DigestTable {
     }
     const ref = this.used;
     this.bytes[ref] = algorithm;
-    if (this.bytes.write(digest.slice(colon + 1), ref + 1, 'hex') !== BYTES[algorithm]) throw new RangeError(`not a storable digest: ${JSON.stringify(digest)}`);
+    // Decoded here rather than by Buffer#write: a slice and a call into C++ per digest cost more than the loop.
+    for (let i = 0, at = colon + 1; i < need - 1; i++, at += 2) {
+      const high = hexValue(digest.charCodeAt(at));
+      const low = hexValue(digest.charCodeAt(at + 1));
+      if (high < 0 || low < 0) throw new RangeError(`not a storable digest: ${JSON.stringify(digest)}`);
+      this.bytes[ref + 1 + i] = (high << 4) | low;
+    }
     this.used += need;
-    this.known!.set(digest, ref);
     return ref;
   }
 
@@ -41,10 +55,10 @@ export class DigestTable {
     return `${ALGORITHMS[algorithm]!}:${this.bytes.toString('hex', ref + 1, ref + 1 + BYTES[algorithm]!)}`;
   }
 
-  /** Ends building: trims the buffer and drops the de-duplication map. */
+  /** Ends building: trims the buffer. */
   seal(): void {
     this.bytes = Buffer.from(this.bytes.subarray(0, this.used));
-    this.known = undefined;
+    this.sealed = true;
   }
 
   get byteLength(): number {
@@ -53,7 +67,7 @@ export class DigestTable {
 
   /** The sealed table's bytes, to hand the table to another thread. */
   get sealedBytes(): Uint8Array {
-    if (this.known !== undefined) throw new Error('digest table is still being built');
+    if (!this.sealed) throw new Error('digest table is still being built');
     return this.bytes;
   }
 
@@ -62,7 +76,7 @@ export class DigestTable {
     const table = new DigestTable();
     table.bytes = Buffer.from(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength);
     table.used = bytes.byteLength;
-    table.known = undefined;
+    table.sealed = true;
     return table;
   }
 }

@@ -23,8 +23,27 @@ export function parseDigest(value: string): ParsedDigest | undefined {
   return { algorithm, hex };
 }
 
+/** The hex length of a known algorithm's digest, from the `alg:` prefix; 0 when the prefix is not one. */
+function hexLengthOfPrefix(value: string, colon: number): number {
+  if (colon !== 6 || !value.startsWith('sha')) return 0;
+  const bits = value.slice(3, 6);
+  return bits === '256' ? 64 : bits === '384' ? 96 : bits === '512' ? 128 : 0;
+}
+
+/**
+ * The same answer as parseDigest, without its allocations: a big TOC checks
+ * two digests per file, and the slices and regular expression were a tenth
+ * of its parse.
+ */
 export function isDigest(value: string): boolean {
-  return parseDigest(value) !== undefined;
+  const colon = value.indexOf(':');
+  const hexLength = hexLengthOfPrefix(value, colon);
+  if (hexLength === 0 || value.length - colon - 1 !== hexLength) return false;
+  for (let i = colon + 1; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+  }
+  return true;
 }
 
 /** A hasher for the algorithm of `like` (sha256 when omitted), to verify against that digest. */

@@ -110,13 +110,23 @@ export interface TocJsonBytes {
 }
 
 /**
+ * Output buffer size for inflating a TOC member of `compressedBytes`. zlib's
+ * default, 16 KiB, makes a 4 MB TOC cost some 250 hand-overs between the
+ * thread pool and the event loop: 35-50 ms where one pass takes 11-18 ms.
+ * TOC JSON inflates about sixfold; the cap bounds what one step allocates.
+ */
+function inflateChunkSize(compressedBytes: number): number {
+  return Math.min(1024 * 1024, Math.max(zlibConstants.Z_DEFAULT_CHUNK, compressedBytes * 8));
+}
+
+/**
  * Extracts the TOC JSON from the TOC gzip member (the blob bytes from the TOC offset
  * up to the footer). Inflation is bounded so a gzip bomb is refused, not allocated.
  */
 export async function extractTocJson(member: Uint8Array, maxJsonBytes: number): Promise<TocJsonBytes> {
   let payload: Buffer;
   try {
-    payload = await gunzip(member, { maxOutputLength: maxJsonBytes + 64 * 1024 });
+    payload = await gunzip(member, { maxOutputLength: maxJsonBytes + 64 * 1024, chunkSize: inflateChunkSize(member.length) });
   } catch (err) {
     if (err instanceof RangeError || (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
       throw new InvalidTocError('toc-too-large', `TOC member inflates past ${maxJsonBytes} bytes`);
