@@ -19,24 +19,42 @@ function fakeDigest(n: number): string {
   return `sha256:${n.toString(16).padStart(64, '0')}`;
 }
 
+/**
+ * How the entries of one directory are written. Real TOCs differ in which
+ * fields they carry (no modtime in reproducible builds, owners other than
+ * root, with or without names), and each combination is another object
+ * shape to V8: warmed up on one shape only, the parser's optimised code was
+ * thrown away at the first real TOC of another, whose first parse then cost
+ * as much as a cold one.
+ */
+const FLAVOURS: ReadonlyArray<Pick<TocEntryJson, 'modtime' | 'uid' | 'gid' | 'userName' | 'groupName'>> = [
+  { modtime: '2024-01-01T00:00:00Z' },
+  {},
+  { modtime: '2023-06-30T12:34:56Z', uid: 1000, gid: 1000, userName: 'app', groupName: 'app' },
+  { uid: 1000, gid: 100 },
+];
+
 /** TOC JSON with about `entries` entries, and the TOC offset that bounds its data offsets. */
 export function syntheticToc(entries: number): { json: Buffer; tocOffset: number } {
   const out: TocEntryJson[] = [];
   let offset = 0;
   const next = (): number => (offset += 512);
-  const modtime = '2024-01-01T00:00:00Z';
   for (let dir = 0; out.length < entries; dir++) {
-    const d = `usr/lib/d${dir}`;
-    out.push({ name: `${d}/`, type: 'dir', mode: 0o755, modtime, uid: 0, gid: 0, userName: 'root', groupName: 'root' });
-    out.push({ name: `${d}/big`, type: 'reg', size: 9 * MIB, mode: 0o644, modtime, offset: next(), digest: fakeDigest(offset), chunkSize: 4 * MIB, chunkDigest: fakeDigest(offset + 1) });
+    const d = `usr/lib/python3/site-packages/d${dir}`;
+    const owner = FLAVOURS[dir % FLAVOURS.length]!;
+    out.push({ name: `${d}/`, type: 'dir', mode: 0o755, ...owner });
+    out.push({ name: `${d}/big`, type: 'reg', size: 9 * MIB, mode: 0o644, ...owner, offset: next(), digest: fakeDigest(offset), chunkSize: 4 * MIB, chunkDigest: fakeDigest(offset + 1) });
     out.push({ name: `${d}/big`, type: 'chunk', offset: next(), chunkOffset: 4 * MIB, chunkSize: 4 * MIB, chunkDigest: fakeDigest(offset + 1) });
     out.push({ name: `${d}/big`, type: 'chunk', offset: next(), chunkOffset: 8 * MIB, chunkDigest: fakeDigest(offset + 1) });
     for (let file = 0; file < 16; file++) {
-      out.push({ name: `${d}/f${file}.so`, type: 'reg', size: 1000 + file, mode: 0o755, modtime, offset: next(), digest: fakeDigest(offset), chunkDigest: fakeDigest(offset) });
+      // Short and long base names: the index keeps long ones differently (see TocBuilder.flattenInterned).
+      const name = file % 2 === 0 ? `f${file}.so` : `module_${file}.cpython-311.pyc`;
+      out.push({ name: `${d}/${name}`, type: 'reg', size: 1000 + file, mode: 0o755, ...owner, offset: next(), digest: fakeDigest(offset), chunkDigest: fakeDigest(offset) });
     }
-    out.push({ name: `${d}/link`, type: 'symlink', linkName: 'f1.so', mode: 0o777, modtime });
+    out.push({ name: `${d}/empty`, type: 'reg', mode: 0o644, ...owner });
+    out.push({ name: `${d}/link`, type: 'symlink', linkName: 'f2.so', mode: 0o777, ...owner });
     out.push({ name: `${d}/hard`, type: 'hardlink', linkName: `${d}/f2.so` });
-    out.push({ name: `${d}/caps`, type: 'reg', size: 10, mode: 0o755, modtime, offset: next(), digest: fakeDigest(offset), chunkDigest: fakeDigest(offset), xattrs: { 'security.capability': 'AQAAAgAgAAAAAAAAAAAAAAAAAAA=' } });
+    out.push({ name: `${d}/caps`, type: 'reg', size: 10, mode: 0o755, ...owner, offset: next(), digest: fakeDigest(offset), chunkDigest: fakeDigest(offset), xattrs: { 'security.capability': 'AQAAAgAgAAAAAAAAAAAAAAAAAAA=' } });
   }
   return { json: encodeTocJson({ version: 1, entries: out }), tocOffset: offset + 512 };
 }
