@@ -28,6 +28,12 @@ export interface AdminRoutes {
    * on as an `error` event. Absent: 404, and the CLI pulls by itself.
    */
   pull?(request: PullRequestBody, send: (event: PullEvent) => void): Promise<void>;
+  /**
+   * For a pull with verifySnapshotter: why this daemon is not the snapshotter
+   * the pull names (answered 409, nothing started), or undefined when it is.
+   * Absent: every such pull is refused.
+   */
+  refusePull?(request: PullRequestBody): Promise<string | undefined>;
 }
 
 /** A pull request is a few hundred bytes; anything near this is not one. */
@@ -48,7 +54,7 @@ export class AdminServer {
     const server = createServer((req, res) => {
       if (req.url === '/pull' && routes.pull) {
         if (req.method !== 'POST') return answer(res, 405, { error: `${req.method} not allowed; POST /pull` });
-        return servePull(req, res, routes.pull);
+        return servePull(req, res, routes.pull, routes.refusePull);
       }
       if (req.method !== 'GET') return answer(res, 405, { error: `${req.method} not allowed on ${req.url}` });
       if (req.url !== '/status') return answer(res, 404, { error: `no ${req.url}; try GET /status` });
@@ -84,7 +90,7 @@ export class AdminServer {
   }
 }
 
-function servePull(req: IncomingMessage, res: ServerResponse, pull: NonNullable<AdminRoutes['pull']>): void {
+function servePull(req: IncomingMessage, res: ServerResponse, pull: NonNullable<AdminRoutes['pull']>, refusePull: AdminRoutes['refusePull']): void {
   const parts: Buffer[] = [];
   let size = 0;
   req.on('data', (part: Buffer) => {
@@ -104,19 +110,30 @@ function servePull(req: IncomingMessage, res: ServerResponse, pull: NonNullable<
       const message = err instanceof PullRequestError ? err.message : `bad pull request: ${err instanceof Error ? err.message : String(err)}`;
       return answer(res, 400, { error: message });
     }
-    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    // A CLI that went away does not stop the pull (containerd's lease keeps what it made); its events are dropped.
-    const send = (event: PullEvent): void => {
-      if (!res.writableEnded && !res.destroyed) res.write(`${JSON.stringify(event)}\n`);
-    };
-    pull(request, send).then(
-      () => res.end(),
-      (err: unknown) => {
-        send({ error: { name: err instanceof Error ? err.name : 'Error', message: err instanceof Error ? err.message : String(err) } });
-        res.end();
-      },
-    );
+    if (request.verifySnapshotter) {
+      void (refusePull?.(request) ?? Promise.resolve('this daemon cannot check which snapshotter it is')).then(
+        (refusal) => (refusal === undefined ? startPull(res, pull, request) : answer(res, 409, { error: refusal })),
+        (err: unknown) => answer(res, 409, { error: `checking which snapshotter this daemon is failed: ${err instanceof Error ? err.message : String(err)}` }),
+      );
+      return;
+    }
+    startPull(res, pull, request);
   });
+}
+
+function startPull(res: ServerResponse, pull: NonNullable<AdminRoutes['pull']>, request: PullRequestBody): void {
+  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  // A CLI that went away does not stop the pull (containerd's lease keeps what it made); its events are dropped.
+  const send = (event: PullEvent): void => {
+    if (!res.writableEnded && !res.destroyed) res.write(`${JSON.stringify(event)}\n`);
+  };
+  pull(request, send).then(
+    () => res.end(),
+    (err: unknown) => {
+      send({ error: { name: err instanceof Error ? err.name : 'Error', message: err instanceof Error ? err.message : String(err) } });
+      res.end();
+    },
+  );
 }
 
 function answer(res: ServerResponse, code: number, body: unknown): void {

@@ -5,6 +5,7 @@
  * node:http.
  */
 export { AdminServer, adminSocketPath, type AdminRoutes } from './admin-server.js';
+export { adminDirectory, advertiseAdminSocket, advertisedAdminSockets, DEFAULT_ADMIN_DIRECTORY } from './admin-directory.js';
 export { RecentErrors, registryErrorsReport, type RecentError, type RegistryErrorsReport } from './recent-errors.js';
 export { StatusCollector, type RemoteStateReport, type StatusSources } from './status-collector.js';
 export { AdminRequestError, fetchStatus } from './status-client.js';

@@ -50,7 +50,12 @@ export function requestPull(socket: string, body: PullRequestBody, onEvent: (eve
       if (res.statusCode !== 200) {
         const parts: Buffer[] = [];
         res.on('data', (part: Buffer) => parts.push(part));
-        res.on('end', () => fail(new DaemonPullError('DaemonPullError', `the lazysnap daemon at ${socket} refused the pull (${res.statusCode}): ${errorText(Buffer.concat(parts).toString('utf8'))}`)));
+        res.on('end', () => {
+          const reason = errorText(Buffer.concat(parts).toString('utf8'));
+          // 409: not the snapshotter the pull names (see PullRequestBody.verifySnapshotter); another daemon may be.
+          if (res.statusCode === 409) return fail(new DaemonCannotPullError(socket, reason));
+          fail(new DaemonPullError('DaemonPullError', `the lazysnap daemon at ${socket} refused the pull (${res.statusCode}): ${reason}`));
+        });
         return;
       }
       let pending = '';

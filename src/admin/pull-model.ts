@@ -30,6 +30,12 @@ export interface PullRequestBody {
   proxy: ProxySettings;
   /** The CLI's `--log-level`: log lines at or above it are sent back as events. */
   logLevel: string;
+  /**
+   * The CLI found this daemon by its advertised socket (admin-directory.ts),
+   * not by asking containerd: the daemon first checks with containerd that it
+   * is the snapshotter named `snapshotter`, and refuses (409) when it is not.
+   */
+  verifySnapshotter?: boolean;
 }
 
 /** What `lazysnap pull` prints when it is done. */
@@ -95,6 +101,7 @@ export function parsePullRequest(body: unknown): PullRequestBody {
     dockerConfig: text('dockerConfig'),
     proxy: { ...(httpProxy !== undefined ? { httpProxy } : {}), ...(httpsProxy !== undefined ? { httpsProxy } : {}), ...(noProxy !== undefined ? { noProxy } : {}) },
     logLevel: text('logLevel'),
+    ...(b.verifySnapshotter === true ? { verifySnapshotter: true } : {}),
   };
 }
 

@@ -9,7 +9,10 @@ import pino, { type Logger } from 'pino';
 import type { PullEvent, PullRequestBody } from '../admin/pull-model.js';
 import { warmUpPullPath, type LayerOutcome, type ProgressSink } from '../pull/index.js';
 import type { LayerState } from '../pull/progress.js';
+import { realpath } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { preloadContainerdClients } from '../containerd/connection.js';
+import { lookupSnapshotterPlugin } from '../containerd/proxy-plugin.js';
 import type { ImageToOpen, RemoteMounter } from '../snapshotter/remote/remote-mounter.js';
 import { SingleFlight } from '../sync/index.js';
 import { runPull } from './pull-runner.js';
@@ -49,6 +52,29 @@ export class DaemonPulls {
       );
   }
 
+  /**
+   * For a pull that found this daemon by its advertised socket: why it is not
+   * the snapshotter the pull names in that containerd, or undefined when it
+   * is. containerd is asked as `lazysnap pull` would have asked it; a
+   * containerd that does not answer is a reason too (the CLI then asks it
+   * itself, and reports what is wrong in its own words).
+   */
+  async refusal(request: PullRequestBody): Promise<string | undefined> {
+    const { address, namespace } = request.containerd;
+    const name = request.snapshotter;
+    let plugin: Awaited<ReturnType<typeof lookupSnapshotterPlugin>>;
+    try {
+      plugin = await lookupSnapshotterPlugin(address, namespace, name);
+    } catch (err) {
+      return `asking containerd at ${address} which socket serves snapshotter ${name} failed: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    if (plugin?.address === undefined) return `containerd at ${address} has no proxy snapshotter named ${name}`;
+    if (this.snapshotsSocket === undefined || !(await sameFile(plugin.address, this.snapshotsSocket))) {
+      return `snapshotter ${name} of containerd at ${address} is served at ${plugin.address}, not by this daemon`;
+    }
+    return undefined;
+  }
+
   async run(request: PullRequestBody, send: (event: PullEvent) => void): Promise<void> {
     this.handedOver++;
     const started = performance.now();
@@ -74,6 +100,12 @@ export class DaemonPulls {
       throw err;
     }
   }
+}
+
+/** Two spellings of one socket path (relative, through symlinks) are one socket. */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const canonical = (path: string): Promise<string> => realpath(path).catch(() => resolve(path));
+  return (await canonical(a)) === (await canonical(b));
 }
 
 function progressEvents(send: (event: PullEvent) => void): ProgressSink {

@@ -7,12 +7,10 @@
  * this process builds the registry and containerd clients and pulls.
  */
 import { resolve } from 'node:path';
+import { adminDirectory, advertisedAdminSockets } from '../admin/admin-directory.js';
 import { adminSocketPath } from '../admin/admin-server.js';
 import { DaemonCannotPullError, requestPull } from '../admin/pull-client.js';
-import { formatPullSummary, type PullEvent, type PullRequestBody } from '../admin/pull-model.js';
-import { ContainerdAnswerError } from '../containerd/bare-call.js';
-import { checkContainerdAnswers } from '../containerd/reachability.js';
-import { lookupSnapshotterPlugin } from '../containerd/proxy-plugin.js';
+import { formatPullSummary, type PullEvent, type PullRequestBody, type PullSummary } from '../admin/pull-model.js';
 import { createProgress, type ProgressSink } from '../pull/progress.js';
 import { defaultDockerConfigPath } from '../registry/docker-config-path.js';
 import { proxySettingsFromEnv } from '../registry/hosts/proxy-env.js';
@@ -42,8 +40,14 @@ export async function pull(ref: string, flags: PullFlags): Promise<void> {
   const request = pullRequest(ref, flags);
   const progress = createProgress(process.stderr, flags.quiet);
   if (flags.remoteSnapshot && flags.daemon !== false) {
+    const summary = await pullInAdvertisedDaemon(request, flags, progress);
+    if (summary !== undefined) {
+      process.stdout.write(`${formatPullSummary(summary)}\n`);
+      return;
+    }
     // Also the check that containerd answers: a containerd that is down is reported here, at once.
     // One that answers with an error (a namespace it refuses, say) is left to the pull below to report.
+    const [{ lookupSnapshotterPlugin }, { ContainerdAnswerError }] = await Promise.all([import('../containerd/proxy-plugin.js'), import('../containerd/bare-call.js')]);
     const plugin = await lookupSnapshotterPlugin(flags.address, flags.namespace, flags.snapshotter).catch((err: unknown) => {
       if (err instanceof ContainerdAnswerError) return undefined;
       throw err;
@@ -66,7 +70,27 @@ export async function pull(ref: string, flags: PullFlags): Promise<void> {
   // hears so at once), over plain HTTP/2; the rest of the command (grpc-js,
   // the registry client's undici) loads while that call is out. Started the
   // other way round, the loading held the call back by ~130 ms.
+  const { checkContainerdAnswers } = await import('../containerd/reachability.js');
   return pullHere(request, flags, progress, checkContainerdAnswers(flags.address, flags.namespace));
+}
+
+/**
+ * Hands the pull to a daemon that advertised its admin socket, if one is the
+ * snapshotter the pull names (each checks that with containerd and refuses
+ * otherwise). Undefined when none took it: the caller asks containerd.
+ */
+async function pullInAdvertisedDaemon(request: PullRequestBody, flags: PullFlags, progress: ProgressSink): Promise<PullSummary | undefined> {
+  for (const socket of await advertisedAdminSockets(adminDirectory())) {
+    try {
+      const summary = await requestPull(socket, { ...request, verifySnapshotter: true }, (event) => showEvent(event, progress));
+      progress.finish();
+      return summary;
+    } catch (err) {
+      if (!(err instanceof DaemonCannotPullError)) throw err;
+      if (flags.logLevel === 'debug') process.stderr.write(`${err.message}\n`);
+    }
+  }
+  return undefined;
 }
 
 /** The pull as this process's context defines it: paths made absolute, credentials and proxies from here. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { loadConfigWithSource, parseListenAddress, type LazysnapConfig } from '../config/index.js';
-import { AdminServer, RecentErrors, StatusCollector, adminSocketPath, type FuseManagerStatus, type StatusSources } from '../admin/index.js';
+import { AdminServer, RecentErrors, StatusCollector, adminDirectory, adminSocketPath, advertiseAdminSocket, type FuseManagerStatus, type StatusSources } from '../admin/index.js';
 import { CriKeychain, ImageServiceProxy, imageServiceDefinition, type CredentialsKeeper } from '../cri/index.js';
 import { ManagedMounter, forwardingKeychain, managerSocketPath, registerManagerMetrics, startManagerProcess } from '../fusemanager/index.js';
 import type { RemoteMounter } from '../snapshotter/remote/remote-mounter.js';
@@ -192,8 +192,13 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger, identi
       ...(remote?.fuseManager ? { fuseManager: remote.fuseManager } : {}),
     });
     const pulls = new DaemonPulls(logger.child({ component: 'pull' }), remote?.mounter, config.address);
-    const admin = await AdminServer.listen(adminSocket, { status: () => status.collect(), pull: (request, send) => pulls.run(request, send) });
+    const admin = await AdminServer.listen(adminSocket, {
+      status: () => status.collect(),
+      pull: (request, send) => pulls.run(request, send),
+      refusePull: (request) => pulls.refusal(request),
+    });
     undo.push({ step: 'closing the admin socket', run: () => admin.close() });
+    await advertise(adminSocket, logger, undo);
     pulls.warmUp();
     if (config.metricsAddress) {
       const metricsServer = await serveMetrics(config.metricsAddress, metricsRegistry, remote?.metricsText);
@@ -222,6 +227,22 @@ export async function startDaemon(config: LazysnapConfig, logger: Logger, identi
       if (failures.length > 0) throw new AggregateError(failures, `shutdown: ${failures.map((e) => String(e)).join('; ')}`);
     },
   };
+}
+
+/**
+ * Leaves word of the admin socket for `lazysnap pull` (admin-directory.ts).
+ * Only a shortcut: a daemon that cannot leave it still serves, and pulls
+ * still find it through containerd.
+ */
+async function advertise(adminSocket: string, logger: Logger, undo: Undo[]): Promise<void> {
+  const dir = adminDirectory();
+  try {
+    const withdraw = await advertiseAdminSocket(dir, adminSocket);
+    // Pushed after the admin socket's own step, so it runs before the socket closes.
+    undo.push({ step: 'withdrawing the advertised admin socket', run: withdraw });
+  } catch (err) {
+    logger.warn({ err, dir }, 'cannot advertise the admin socket; lazysnap pull finds this daemon through containerd instead (slower)');
+  }
 }
 
 /** Which step a shutdown is in, read by its deadline. */

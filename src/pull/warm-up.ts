@@ -13,6 +13,7 @@
  * is kept. It stops before its next step once real work has come (`busy`).
  */
 import type { AddressInfo } from 'node:net';
+import { lookupSnapshotterPlugin } from '../containerd/proxy-plugin.js';
 import { SnapshotsClient } from '../containerd/snapshots-client.js';
 import { MediaType, RegistryClient, digestOf, noopLogger } from '../registry/index.js';
 import { serveImageOnLoopback } from '../registry/loopback-image.js';
@@ -53,6 +54,11 @@ export async function warmUpPullPath(options: PullWarmUpOptions): Promise<PullWa
       snapshots.close();
     }
     steps.push('grpc');
+    if (options.busy()) return stopped();
+    // The check a pull that found the daemon by its advertised socket starts with (DaemonPulls.refusal):
+    // this socket serves no Introspection, so the answer is an error, but the HTTP/2 client has run once.
+    await lookupSnapshotterPlugin(options.snapshotsSocket, 'default', 'lazysnap-pull-warm-up').catch(() => undefined);
+    steps.push('plugin lookup');
     if (options.busy()) return stopped();
   }
   const image = madeUpImage();

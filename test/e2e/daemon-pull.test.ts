@@ -1,19 +1,22 @@
 // `lazysnap pull --remote-snapshot` handed to the running daemon, end to end
-// with real containerd, registry and runc: the CLI finds the daemon through
-// containerd (the proxy plugin's exported address), the daemon pulls, the
+// with real containerd, registry and runc: the CLI finds the daemon by the
+// admin socket it advertised (the daemon checks with containerd that it is the
+// snapshotter named) or else through containerd (the proxy plugin's exported
+// address), the daemon pulls, the
 // CLI prints what it would have printed itself, and containers read the
 // right bytes. Also: --no-daemon, a failure told in the same words either
 // way, and the fallback when the daemon cannot be asked.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, renameSync } from 'node:fs';
+import { readFileSync, readlinkSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon, type DaemonInstance } from '../harness/daemon.js';
 import { startContainerd, type ContainerdInstance } from '../harness/containerd.js';
 import { startRegistry, type RegistryInstance } from '../harness/registry.js';
 import { assertChecksums, checksumCommand, pushTestImages, type TestImages } from '../harness/estargz-image.js';
 import { lazysnapCli, lazysnapCliOutcome } from '../harness/lazysnap-cli.js';
-import { makeTempDir, removeTree } from '../harness/process.js';
+import { makeTempDir, removeTree, waitUntil } from '../harness/process.js';
+import { adminDirectory, advertisedAdminSockets } from '../../src/admin/admin-directory.js';
 import { adminSocketPath } from '../../src/admin/admin-server.js';
 import { lookupSnapshotterPlugin } from '../../src/containerd/proxy-plugin.js';
 
@@ -43,6 +46,15 @@ function handedOver(ref: string): number {
   return readFileSync(daemon.process.logPath, 'utf8')
     .split('\n')
     .filter((line) => line.includes('"pull handed over by lazysnap pull"') && line.includes(`"ref":${JSON.stringify(ref)}`)).length;
+}
+
+/** Where an advertised link points; undefined once it is gone (daemons of other tests come and go). */
+function linkTarget(link: string): string | undefined {
+  try {
+    return readlinkSync(link);
+  } catch {
+    return undefined;
+  }
 }
 
 async function readsRightBytes(ns: string, name: string): Promise<void> {
@@ -88,6 +100,29 @@ describe('a pull handed to the daemon', () => {
     assert.match(handed.stderr, /no-such-tag/);
     assert.equal(handed.stderr, here.stderr);
     assert.equal(handedOver(missing), 1, 'only the first was handed over');
+  });
+
+  it('finds the daemon by its advertised socket; a daemon that is not the snapshotter named refuses and the next one is asked', async () => {
+    // A second daemon that containerd does not know, advertised after the first, so the CLI asks it first.
+    const other = await startDaemon(join(work, 'other'));
+    try {
+      const otherAdmin = adminSocketPath(other.socket);
+      await waitUntil('the other daemon advertises its admin socket', async () => {
+        return (await advertisedAdminSockets(adminDirectory())).some((link) => linkTarget(link) === otherAdmin);
+      });
+      const before = handedOver(images.estargzRef);
+      const { stdout, stderr } = await lazysnapCli(pullArgs('advertised', '--log-level', 'debug', images.estargzRef));
+      assert.match(stdout, /3 layers: 3 remote, 0 downloaded/);
+      assert.match(stderr, new RegExp(`snapshotter lazysnap of containerd at \\S+ is served at ${daemon.socket.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, not by this daemon`), `the other daemon refused:\n${stderr}`);
+      assert.doesNotMatch(stderr, /pulling in this process/);
+      assert.equal(handedOver(images.estargzRef), before + 1, 'the daemon containerd names ran the pull');
+      assert.ok(!readFileSync(other.process.logPath, 'utf8').includes('"pull handed over by lazysnap pull"'), 'the other daemon ran no pull');
+      await readsRightBytes('advertised', 'read-advertised');
+    } finally {
+      await other.stop();
+    }
+    const otherAdmin = adminSocketPath(other.socket);
+    assert.ok(!(await advertisedAdminSockets(adminDirectory())).some((link) => linkTarget(link) === otherAdmin), 'a stopped daemon withdraws its link');
   });
 
   it('falls back to pulling in the CLI when the daemon cannot be asked (no admin socket)', async () => {

@@ -30,9 +30,13 @@ before(() => {
 });
 after(() => removeTree(dir));
 
-async function withServer(pull: ((r: PullRequestBody, send: (e: PullEvent) => void) => Promise<void>) | undefined, test: (socket: string) => Promise<void>): Promise<void> {
+async function withServer(
+  pull: ((r: PullRequestBody, send: (e: PullEvent) => void) => Promise<void>) | undefined,
+  test: (socket: string) => Promise<void>,
+  refusePull?: (r: PullRequestBody) => Promise<string | undefined>,
+): Promise<void> {
   const socket = join(dir, `d${Math.random().toString(16).slice(2)}.sock.admin`);
-  const server = await AdminServer.listen(socket, { status: async () => ({}), ...(pull ? { pull } : {}) });
+  const server = await AdminServer.listen(socket, { status: async () => ({}), ...(pull ? { pull } : {}), ...(refusePull ? { refusePull } : {}) });
   try {
     await test(socket);
   } finally {
@@ -89,6 +93,46 @@ describe('POST /pull on the admin socket', () => {
       await assert.rejects(requestPull(socket, request, () => {}), (err: unknown) => err instanceof DaemonCannotPullError && /answered 405/.test(err.message));
     });
     await assert.rejects(requestPull(join(dir, 'nobody.sock.admin'), request, () => {}), (err: unknown) => err instanceof DaemonCannotPullError && /no daemon answers there/.test(err.message));
+  });
+
+  it('a pull that found the daemon by its advertised socket runs only once the daemon says it is the snapshotter named', async () => {
+    const ran: string[] = [];
+    const checked: PullRequestBody[] = [];
+    const pull = async (r: PullRequestBody, send: (e: PullEvent) => void): Promise<void> => {
+      ran.push(r.snapshotter);
+      send({ done: summary });
+    };
+    const refusePull = async (r: PullRequestBody): Promise<string | undefined> => {
+      checked.push(r);
+      return r.snapshotter === 'lazysnap' ? undefined : `containerd at ${r.containerd.address} has no proxy snapshotter named ${r.snapshotter}`;
+    };
+    await withServer(pull, async (socket) => {
+      assert.deepEqual(await requestPull(socket, { ...request, verifySnapshotter: true }, () => {}), summary);
+      // Refused: the CLI may ask another daemon, so it must not read as a failed pull.
+      await assert.rejects(requestPull(socket, { ...request, snapshotter: 'other', verifySnapshotter: true }, () => {}), (err: unknown) =>
+        err instanceof DaemonCannotPullError && /has no proxy snapshotter named other/.test(err.message));
+      // Found through containerd: nothing to check.
+      assert.deepEqual(await requestPull(socket, { ...request, snapshotter: 'found-through-containerd' }, () => {}), summary);
+    }, refusePull);
+    assert.deepEqual(ran, ['lazysnap', 'found-through-containerd']);
+    assert.deepEqual(checked.map((r) => r.snapshotter), ['lazysnap', 'other']);
+  });
+
+  it('a daemon that cannot check which snapshotter it is refuses such a pull', async () => {
+    let pulls = 0;
+    await withServer(async () => {
+      pulls++;
+    }, async (socket) => {
+      await assert.rejects(requestPull(socket, { ...request, verifySnapshotter: true }, () => {}), (err: unknown) => err instanceof DaemonCannotPullError && /cannot check/.test(err.message));
+    });
+    await withServer(async () => {
+      pulls++;
+    }, async (socket) => {
+      await assert.rejects(requestPull(socket, { ...request, verifySnapshotter: true }, () => {}), (err: unknown) => err instanceof DaemonCannotPullError && /containerd is down/.test(err.message));
+    }, async () => {
+      throw new Error('containerd is down');
+    });
+    assert.equal(pulls, 0);
   });
 
   it('says so when the daemon goes away in the middle of a pull', async () => {
