@@ -8,7 +8,7 @@
  * finished ~100 ms sooner.
  *
  * So right after start the manager runs the whole remote path once on a
- * made-up layer of its own: an eStargz blob built in memory, served with a
+ * made-up layer of its own: an eStargz blob (warm-up-layer.ts), served with a
  * manifest by an HTTP server on 127.0.0.1 that lives for this warm-up only,
  * read through a registry client like the real one (manifest, footer and TOC
  * by range requests, TOC parse), mounted with FUSE in a private
@@ -25,16 +25,14 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import tarStream from 'tar-stream';
 import { STARGZ_TOC_DIGEST } from '../../containerd/labels.js';
-import { writeEstargz, type EstargzBuildResult } from '../../estargz/index.js';
 import { cleanupStaleMounts, mountLayer, type MountedLayer } from '../../fuse/index.js';
 import { ChunkCache, openRemoteLayer, registryFetcher, type Logger, type RemoteLayer, type TocParser } from '../../layer/index.js';
 import { warmUpTocParsing } from '../../layer/toc-warm-up.js';
 import { RegistryClient, digestOf } from '../../registry/index.js';
 import { serveImageOnLoopback } from '../../registry/loopback-image.js';
 import { TocDigestResolver } from './toc-digest-resolver.js';
+import { PREBUILT_WARM_UP_LAYER, WARM_UP_SMALL_FILE_START, warmUpBigFile, warmUpLayer, type WarmUpLayer } from './warm-up-layer.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -65,49 +63,8 @@ export class WarmUpError extends Error {
   }
 }
 
-const CHUNK_SIZE = 64 * 1024;
-const SMALL_FILES = 64;
-
-/** A little tree shaped like a real layer: directories, small files, one file of several chunks, a symlink, a hardlink. */
-function layerTar(big: Buffer): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const parts: Buffer[] = [];
-  pack.on('data', (d: Buffer) => parts.push(d));
-  const ended = new Promise<Buffer>((resolve, reject) => {
-    pack.on('end', () => resolve(Buffer.concat(parts)));
-    pack.on('error', reject);
-  });
-  const mtime = new Date(1_700_000_000_000);
-  const entry = (header: Omit<tarStream.Headers, 'mtime' | 'uid' | 'gid'>, data?: Buffer): void => {
-    pack.entry({ uid: 0, gid: 0, mtime, mode: header.type === 'directory' ? 0o755 : 0o644, ...header }, data);
-  };
-  entry({ name: 'usr/', type: 'directory' });
-  entry({ name: 'usr/lib/', type: 'directory' });
-  for (let i = 0; i < SMALL_FILES; i++) entry({ name: `usr/lib/module${i}.py`, type: 'file' }, Buffer.from(`# module ${i}\n`.repeat(20 + i)));
-  entry({ name: 'usr/lib/big.bin', type: 'file', mode: 0o755 }, big);
-  entry({ name: 'usr/lib/link', type: 'symlink', linkname: 'module1.py' });
-  entry({ name: 'usr/lib/hard', type: 'link', linkname: 'usr/lib/module2.py' });
-  pack.finalize();
-  return ended;
-}
-
-/** Several chunks, the last one short; bytes that differ from offset to offset, so a misplaced read shows. */
-function bigFile(): Buffer {
-  const big = Buffer.alloc(3 * CHUNK_SIZE + 1234);
-  for (let i = 0; i < big.length; i++) big[i] = (i * 31 + (i >> 8)) & 0xff;
-  return big;
-}
-
-class Collect extends Writable {
-  readonly parts: Buffer[] = [];
-  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.parts.push(chunk);
-    done();
-  }
-}
-
 /** An OCI manifest of the one layer, annotated as an eStargz converter does. */
-function manifestOf(blob: Buffer, result: EstargzBuildResult): Buffer {
+function manifestOf(blob: Buffer, result: WarmUpLayer): Buffer {
   const config = Buffer.from('{}');
   return Buffer.from(JSON.stringify({
     schemaVersion: 2,
@@ -156,16 +113,13 @@ export async function warmUpRemotePath(options: WarmUpOptions): Promise<WarmUpRe
       await warmUpTocParsing(() => options.busy() || options.signal?.aborted === true, 8, 600);
       return true;
     }))) return stoppedAt();
-    const big = bigFile();
-    const built = await step('build', async () => {
+    const result = await step('layer', async () => {
       await mkdir(mountpoint, { recursive: true, mode: 0o700 });
-      const sink = new Collect();
-      const tar = await layerTar(big);
-      const result = await writeEstargz((async function* () { yield tar; })(), sink, { chunkSize: CHUNK_SIZE, compressionLevel: 1, tmpDir: dir });
-      return { blob: Buffer.concat(sink.parts), result };
+      return warmUpLayer(dir);
     });
-    if (!built) return stoppedAt();
-    const { blob, result } = built;
+    if (!result) return stoppedAt();
+    const { blob } = result;
+    if (!result.prebuilt) logger.debug({ file: PREBUILT_WARM_UP_LAYER }, 'warm-up: no usable prebuilt layer; wrote one');
     server = await step('serve', () => serveImageOnLoopback(manifestOf(blob, result), blob, result.compressedDigest));
     if (!server) return stoppedAt();
     const ref = `127.0.0.1:${(server.address() as AddressInfo).port}/lazysnap/warm-up:latest`;
@@ -199,7 +153,7 @@ export async function warmUpRemotePath(options: WarmUpOptions): Promise<WarmUpRe
       await readlink(join(lib, 'link'));
       const [small, bigRead] = await Promise.all([readFile(join(lib, 'hard'), 'utf8'), readFile(join(lib, 'big.bin'))]);
       // Wrong bytes from a mount must never pass silently, made-up layer or not.
-      if (!small.startsWith('# module 2\n') || !bigRead.equals(big)) {
+      if (!small.startsWith(WARM_UP_SMALL_FILE_START) || !bigRead.equals(warmUpBigFile())) {
         throw new Error('the made-up layer read back different bytes than were written');
       }
       return true;

@@ -45,7 +45,7 @@ describe('start-up warm-up', () => {
     const parser = countingParser();
     const logger = recordingLogger();
     const result = await warmUpRemotePath({ dir, tocParser: parser, logger, busy: () => false });
-    assert.deepEqual(result.steps, ['parse', 'build', 'serve', 'resolve', 'open', 'mount', 'read']);
+    assert.deepEqual(result.steps, ['parse', 'layer', 'serve', 'resolve', 'open', 'mount', 'read']);
     assert.equal(result.stoppedAt, undefined);
     assert.equal(parser.parsed, 1, 'the TOC is parsed by the parser it was given');
     // The open went over HTTP: the registry client logged its range requests.
@@ -72,7 +72,7 @@ describe('start-up warm-up', () => {
     // Work "arrives" once the made-up layer is mounted: reading it is the step left out.
     const mounted = (): boolean => readFileSync('/proc/self/mountinfo', 'utf8').includes(join(dir, 'mnt'));
     const result = await warmUpRemotePath({ dir, tocParser: parser, logger: recordingLogger(), busy: mounted });
-    assert.deepEqual(result.steps, ['parse', 'build', 'serve', 'resolve', 'open', 'mount']);
+    assert.deepEqual(result.steps, ['parse', 'layer', 'serve', 'resolve', 'open', 'mount']);
     assert.equal(result.stoppedAt, 'after mount');
     assert.deepEqual(await mountLinesUnder(parent), []);
     assert.ok(await gone(dir));
