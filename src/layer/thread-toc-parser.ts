@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { InvalidTocError, TocDigestMismatchError, fromTransferable } from '../estargz/index.js';
 import { LayerError } from './errors.js';
 import type { Logger } from './logger.js';
-import type { ParseFailure, ParseMessage, ParseReply } from './toc-parse-protocol.js';
+import type { ParseFailure, ParseMessage, ParseReply, ParseWorkerData, StopWarmUpMessage } from './toc-parse-protocol.js';
 import { inlineTocParser, type ParsedToc, type TocParseRequest, type TocParser } from './toc-parser.js';
 
 export interface ThreadTocParserOptions {
@@ -32,6 +32,8 @@ export interface ThreadTocParserOptions {
    * and the FUSE manager pass SMALL_TOC_JSON_BYTES.
    */
   inlineBelowJsonBytes?: number | undefined;
+  /** Rounds of the worker's warm-up on a synthetic TOC (default: toc-warm-up.ts's); 0 skips it. */
+  warmUpRounds?: number | undefined;
 }
 
 /** About 800 entries: parsed inline in 2-5 ms once warm. */
@@ -78,6 +80,8 @@ export class ThreadTocParser implements TocParser {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
+  /** Set by stopWarmUp(): a worker started later does not warm up either. */
+  private warmUpStopped = false;
   /** Set while a retired worker is being terminated. */
   private retiring: Promise<void> | undefined;
 
@@ -111,6 +115,13 @@ export class ThreadTocParser implements TocParser {
     });
   }
 
+  stopWarmUp(): void {
+    if (this.warmUpStopped) return;
+    this.warmUpStopped = true;
+    const message: StopWarmUpMessage = { stopWarmUp: true };
+    this.worker?.postMessage(message);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const worker = this.worker;
@@ -120,10 +131,12 @@ export class ThreadTocParser implements TocParser {
   }
 
   private start(): Worker {
-    const worker = new Worker(WORKER_URL);
+    const workerData: ParseWorkerData = { warmUpRounds: this.options.warmUpRounds };
+    const worker = new Worker(WORKER_URL, { workerData });
     worker.on('message', (reply: ParseReply) => this.settle(reply));
     worker.on('error', (err: Error) => this.workerDied(worker, err));
     worker.on('exit', (code) => this.workerDied(worker, new LayerError(`TOC parse worker exited with code ${code}`)));
+    if (this.warmUpStopped) worker.postMessage({ stopWarmUp: true } satisfies StopWarmUpMessage);
     // Idle, the worker must not keep the process alive (after the listeners: adding one refs it again); parse() refs it while a request is out.
     worker.unref();
     return worker;

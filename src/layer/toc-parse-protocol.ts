@@ -10,6 +10,16 @@ export interface ParseMessage {
   requireChunkDigests: boolean;
 }
 
+/** What the worker is started with. */
+export interface ParseWorkerData {
+  warmUpRounds: number | undefined;
+}
+
+/** Real work has come: the worker stops warming up (a parse request stops it too). */
+export interface StopWarmUpMessage {
+  stopWarmUp: true;
+}
+
 export type ParseFailure =
   | { kind: 'digest-mismatch'; expected: string; actual: string }
   | { kind: 'invalid-toc'; reason: TocErrorReason; detail: string; entryName: string | undefined }

@@ -3,10 +3,10 @@
  * index and posts it back in transferable form. It warms its parser up
  * while idle (see toc-warm-up.ts) and serves one request at a time.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { InvalidTocError, TocDigestMismatchError, parseTocIndex, toTransferable, transferList } from '../estargz/index.js';
 import { warmUpTocParsing } from './toc-warm-up.js';
-import type { ParseFailure, ParseReply, ParseMessage } from './toc-parse-protocol.js';
+import type { ParseFailure, ParseReply, ParseMessage, ParseWorkerData, StopWarmUpMessage } from './toc-parse-protocol.js';
 
 function describeFailure(err: unknown): ParseFailure {
   if (err instanceof TocDigestMismatchError) return { kind: 'digest-mismatch', expected: err.expected, actual: err.actual };
@@ -18,7 +18,9 @@ const port = parentPort;
 if (port === null) throw new Error('toc-parse-worker.js runs only as a worker thread');
 
 let requests = 0;
-void warmUpTocParsing(() => requests > 0).catch(() => {});
+let warmUpStopped = false;
+const { warmUpRounds } = (workerData ?? {}) as Partial<ParseWorkerData>;
+void warmUpTocParsing(() => requests > 0 || warmUpStopped, warmUpRounds).catch(() => {});
 
 function parse(message: ParseMessage): { reply: ParseReply; transfer: ArrayBuffer[] } {
   const { id, json } = message;
@@ -38,7 +40,11 @@ function parse(message: ParseMessage): { reply: ParseReply; transfer: ArrayBuffe
   }
 }
 
-port.on('message', (message: ParseMessage) => {
+port.on('message', (message: ParseMessage | StopWarmUpMessage) => {
+  if ('stopWarmUp' in message) {
+    warmUpStopped = true;
+    return;
+  }
   requests++;
   const { reply, transfer } = parse(message);
   port.postMessage(reply, transfer);

@@ -34,6 +34,12 @@ export interface TocParser {
   /** Rejects with the estargz module's InvalidTocError (or a subclass) when the TOC is unusable. */
   parse(request: TocParseRequest): Promise<ParsedToc>;
   close(): Promise<void>;
+  /**
+   * Real work has come: a parser that warms itself up in the background
+   * stops now rather than take CPU from it (the real parses warm it up
+   * from here on).
+   */
+  stopWarmUp?(): void;
 }
 
 /** Parses on the calling thread. */

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { ChunkCache } from '../../../src/layer/index.js';
+import { ChunkCache, inlineTocParser, type TocParser } from '../../../src/layer/index.js';
 import { RegistryClient } from '../../../src/registry/index.js';
 import type { RemoteLayerRef } from '../../../src/snapshotter/metadata-store.js';
 import { EstargzMounter } from '../../../src/snapshotter/remote/estargz-mounter.js';
@@ -55,9 +55,12 @@ describe('setting up an image at its first Prepare', () => {
     const mountRoot = join(work, 'layers');
     const cache = await ChunkCache.open({ memoryBytes: 16 << 20, logger });
     const registryClient = new RegistryClient();
+    // The parser's own warm-up must stop at the first real request, once.
+    let warmUpStops = 0;
+    const tocParser: TocParser = { parse: (request) => inlineTocParser.parse(request), close: async () => {}, stopWarmUp: () => void warmUpStops++ };
     const mounter = new EstargzMounter({
       registry: registryClient, mountRoot, cache, tocCacheDir: join(work, 'tocs'), logger, metrics: new Registry(),
-      allowUnverified: false, fetchTimeoutMs: 10_000, prefetch: false, backgroundFetch: false, backgroundFetchConcurrency: 1,
+      allowUnverified: false, fetchTimeoutMs: 10_000, prefetch: false, backgroundFetch: false, backgroundFetchConcurrency: 1, tocParser,
     });
     const acquired: RemoteLayerRef[] = [];
     const isLayer = (digest: string): boolean => layers.some((l) => l.digest === digest);
@@ -66,6 +69,7 @@ describe('setting up an image at its first Prepare', () => {
     try {
       const first = await mounter.resolve({ protocol: 'remote-snapshot', ref, layerDigest: layers[0]!.digest });
       assert.ok(first);
+      assert.equal(warmUpStops, 1, 'the first request stopped the TOC parser\'s warm-up');
       acquired.push(first);
       await mounter.acquire(first, first.digest);
       await waitUntil('every layer of the image mounted', async () => (await fuseMountsUnder(mountRoot)) === LAYERS, 20_000);
@@ -84,6 +88,7 @@ describe('setting up an image at its first Prepare', () => {
       assert.equal(after.length, requestsBefore.length, 'the later Prepares needed no registry request');
       assert.equal(await fuseMountsUnder(mountRoot), LAYERS, 'no second mount of any layer');
       for (let i = 1; i < LAYERS; i++) assert.equal(await readFile(join(mountpoints[i]!, `layer${i}.txt`), 'utf8'), `layer ${i}\n`);
+      assert.equal(warmUpStops, 1, 'told once, not per request');
     } finally {
       for (const layerRef of acquired) await mounter.release(layerRef, layerRef.digest).catch(() => undefined);
       await mounter.close();

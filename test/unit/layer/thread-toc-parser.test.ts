@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Worker } from 'node:worker_threads';
 import { describe, it } from 'node:test';
 import { DEFAULT_TOC_LIMITS, InvalidTocError, TocDigestMismatchError, encodeTocJson, type TocIndex } from '../../../src/estargz/index.js';
 import { LayerError, ThreadTocParser, inlineTocParser, silentLogger, type TocParseRequest } from '../../../src/layer/index.js';
@@ -27,8 +28,9 @@ function describeIndex(index: TocIndex): unknown {
   return { tocDigest: index.tocDigest, tocOffset: index.tocOffset, entries: index.entryCount, landmark: index.landmark, nodes, all: index.allChunks(), bytes: index.estimatedBytes };
 }
 
-async function withParser<T>(work: (parser: ThreadTocParser) => Promise<T>): Promise<T> {
-  const parser = new ThreadTocParser({ logger: silentLogger });
+async function withParser<T>(...args: [work: (parser: ThreadTocParser) => Promise<T>] | [make: () => ThreadTocParser, work: (parser: ThreadTocParser) => Promise<T>]): Promise<T> {
+  const [make, work] = args.length === 1 ? [() => new ThreadTocParser({ logger: silentLogger }), args[0]] : args;
+  const parser = make();
   try {
     return await work(parser);
   } finally {
@@ -153,6 +155,31 @@ describe('TOC parsing on a worker thread', () => {
     } finally {
       await parser.close();
     }
+  });
+
+  it('stops warming up when told that real work has come, and still parses', async () => {
+    /** The worker thread's busy share of the next `ms`, from its event loop utilisation. */
+    const busyShare = async (parser: ThreadTocParser, ms: number): Promise<number> => {
+      const { performance } = (parser as unknown as { worker: Worker }).worker;
+      const before = performance.eventLoopUtilization();
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return performance.eventLoopUtilization(before).utilization;
+    };
+    const settle = (ms: number): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, ms));
+    // A warm-up far longer than the test, so the one not told to stop is surely still at it.
+    const long = (): ThreadTocParser => new ThreadTocParser({ logger: silentLogger, warmUpRounds: 1000 });
+    await withParser(long, async (warming) => {
+      await withParser(long, async (stopped) => {
+        await settle(300); // both workers are up and warming up
+        stopped.stopWarmUp();
+        await settle(100); // the round in progress ends
+        const [warmingShare, stoppedShare] = await Promise.all([busyShare(warming, 200), busyShare(stopped, 200)]);
+        assert.ok(warmingShare > 0.3, `the other worker is still warming up (busy ${warmingShare.toFixed(2)})`);
+        assert.ok(stoppedShare < 0.15, `the stopped worker is idle (busy ${stoppedShare.toFixed(2)})`);
+        const { json, tocOffset } = syntheticToc(300);
+        assert.equal((await stopped.parse(request(json, tocOffset))).index.entryCount, JSON.parse(json.toString('utf8')).entries.length);
+      });
+    });
   });
 
   it('does not keep an idle process alive', () => {
