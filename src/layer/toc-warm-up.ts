@@ -8,8 +8,11 @@
  * cold against 55 ms warm. Twelve rounds of 500 entries were not enough for
  * V8 to optimise the per-entry loops: the probe image's 1,509-entry TOC then
  * still took 15-18 ms on its first parse (32 ms cold); after twelve rounds of
- * 2,000 it takes 8-12 ms. The rounds cost ~250 ms of the worker's CPU once,
- * at start, long before a node's first pull.
+ * 2,000 it takes 8-12 ms. Since the parser got cheaper and the TOC mixes
+ * entry shapes, six rounds do as well as twelve (first parse of the probe's
+ * 1,509-entry TOC on the worker: 18-24 ms against 14-17 ms; 49-61 ms with no
+ * warm-up; the 13,031-entry TOC within noise) for half the CPU, ~120 ms,
+ * which a node that starts its daemon and its first pull together shares.
  */
 import { encodeTocJson, parseTocIndex, type TocEntryJson } from '../estargz/index.js';
 
@@ -64,7 +67,7 @@ export function syntheticToc(entries: number): { json: Buffer; tocOffset: number
  * between rounds and stopping early once `stop()` says real work is waiting:
  * a warm-up must never delay the parse it is meant to speed up.
  */
-export async function warmUpTocParsing(stop: () => boolean, rounds = 12, entries = 2000): Promise<void> {
+export async function warmUpTocParsing(stop: () => boolean, rounds = 6, entries = 2000): Promise<void> {
   const { json, tocOffset } = syntheticToc(entries);
   for (let i = 0; i < rounds && !stop(); i++) {
     parseTocIndex(json, { tocOffset });
