@@ -1,10 +1,12 @@
 /**
  * `lazysnap pull`. With --remote-snapshot and a lazysnap daemon behind
- * --snapshotter (containerd tells its socket), the pull is handed to that
- * daemon over its admin socket: it is warm, so the pull starts at once,
- * while this process needs only node:http. Otherwise (no such daemon, an
- * older one, not root, --no-daemon, or a pull without --remote-snapshot)
- * this process builds the registry and containerd clients and pulls.
+ * --snapshotter, the pull is handed to that daemon over its admin socket:
+ * it is warm, so the pull starts at once, while this process needs only
+ * node:http. The daemon is found by the socket it advertised (it checks with
+ * containerd that it is the snapshotter named), else by asking containerd
+ * where that snapshotter listens. Otherwise (no such daemon, an older one,
+ * not root, --no-daemon, or a pull without --remote-snapshot) this process
+ * builds the registry and containerd clients and pulls.
  */
 import { resolve } from 'node:path';
 import { adminDirectory, advertisedAdminSockets } from '../admin/admin-directory.js';
