@@ -418,21 +418,21 @@ export async function openRemoteLayer(options: RemoteLayerOptions): Promise<Remo
     budget: options.tocBudget,
     parser: options.tocParser,
   });
-  const loader = new ChunkLoader({
-    ref,
-    digest,
-    fetcher: options.fetcher,
-    cache: options.cache,
-    logger,
-    timeoutMs,
-    tocDigest: loaded.index.tocDigest,
-    maxRangeBytes: positive('maxRangeBytes', options.maxRangeBytes, DEFAULT_MAX_RANGE_BYTES),
-    signal: abort.signal,
-    counters,
-  });
   const openMs = performance.now() - started;
   let layer: RemoteLayer;
   try {
+    const loader = new ChunkLoader({
+      ref,
+      digest,
+      fetcher: options.fetcher,
+      cache: options.cache,
+      logger,
+      timeoutMs,
+      tocDigest: loaded.index.tocDigest,
+      maxRangeBytes: positive('maxRangeBytes', options.maxRangeBytes, DEFAULT_MAX_RANGE_BYTES),
+      signal: abort.signal,
+      counters,
+    });
     layer = new RemoteLayer({
       options: { ...options, size: options.size ?? loaded.size }, index: loaded.index, loader, counters, logger, abort, tocReservation: loaded.reservation,
       openInfo: { openedFrom: loaded.source, openMs, openRequests: loaded.rangeRequests },
@@ -442,7 +442,11 @@ export async function openRemoteLayer(options: RemoteLayerOptions): Promise<Remo
   } catch (err) {
     loaded.reservation?.release();
     throw err;
+  } finally {
+    // Only now may the next layer's parse reserve: this one's share is what it keeps.
+    loaded.releaseTurn();
   }
+  await loaded.saved;
   logger.info(
     {
       ref, digest, tocDigest: loaded.index.tocDigest, verified: expected !== undefined, from: loaded.source, entries: loaded.index.entryCount,

@@ -126,6 +126,22 @@ export class TocMemoryBudget {
     return result;
   }
 
+  /**
+   * Waits for the turn and keeps it until the returned function is called
+   * (once is enough; later calls do nothing). A layer holds it from its parse
+   * until its reservation is cut down to what it keeps: a parse that started
+   * in between would find the parse-sized reservation still taken and be
+   * refused for want of room that was about to be freed.
+   */
+  async takeTurn(): Promise<() => void> {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const previous = this.turn;
+    this.turn = previous.then(() => held);
+    await previous;
+    return release;
+  }
+
   /** @internal Moves `delta` bytes into (or, negative, out of) use. */
   take(delta: number, context: LayerContext, neededBytes: number): void {
     if (!Number.isSafeInteger(delta)) throw new RangeError(`TOC memory reservation must be whole bytes, got ${delta}`);

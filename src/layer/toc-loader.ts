@@ -64,6 +64,14 @@ export interface LoadedToc {
   reservation: TocMemoryReservation | undefined;
   /** Where the open's time went, in ms (network opens only): for the debug log. */
   phases?: TocLoadPhases;
+  /**
+   * Gives back the budget's turn, which the load keeps until the caller has
+   * set the reservation to what the layer keeps (TocMemoryBudget.takeTurn).
+   * Call it exactly when that is done, or when the open failed.
+   */
+  releaseTurn: () => void;
+  /** Settles once the TOC is in the TOC cache (or could not be put there, which is logged); never rejects. */
+  saved: Promise<void>;
 }
 
 export interface TocLoadPhases {
@@ -97,9 +105,25 @@ interface ParsedTocWithJson extends ParsedToc {
  */
 export const UNQUEUED_TOC_COMPRESSED_BYTES = 64 * 1024;
 
-/** Runs a read-and-parse of TOC JSON in the budget's turn, so that only one TOC's transient memory is alive at a time. */
-function inTurn<T>(options: TocLoadOptions, work: () => Promise<T>): Promise<T> {
-  return options.budget === undefined ? work() : options.budget.inTurn(work);
+const NO_TURN = (): void => {};
+
+/**
+ * The budget's turn, so that only one TOC's transient memory is alive at a
+ * time; held until LoadedToc.releaseTurn (or released here on failure).
+ */
+function takeTurn(options: TocLoadOptions): Promise<() => void> {
+  return options.budget === undefined ? Promise.resolve(NO_TURN) : options.budget.takeTurn();
+}
+
+/** Runs `work` holding a turn, and hands the turn on with its result; a failed `work` gives it back. */
+async function withTurn<T>(options: TocLoadOptions, work: () => Promise<T>): Promise<T & { releaseTurn: () => void }> {
+  const releaseTurn = await takeTurn(options);
+  try {
+    return { ...(await work()), releaseTurn };
+  } catch (err) {
+    releaseTurn();
+    throw err;
+  }
 }
 
 /**
@@ -202,8 +226,18 @@ export async function loadToc(options: TocLoadOptions): Promise<LoadedToc> {
   const started = performance.now();
   // The turn only when there is a cached TOC to parse: a layer seen for the
   // first time must not queue behind other layers' parses just to find none.
-  const cached = (await hasCachedToc(options)) ? await inTurn(options, () => readCachedToc(options)) : undefined;
-  if (cached !== undefined) return { ...cached, size: options.size ?? cached.size, source: 'toc-cache', rangeRequests: 0 };
+  if (await hasCachedToc(options)) {
+    const releaseTurn = await takeTurn(options);
+    let cached: Awaited<ReturnType<typeof readCachedToc>>;
+    try {
+      cached = await readCachedToc(options);
+    } catch (err) {
+      releaseTurn();
+      throw err;
+    }
+    if (cached !== undefined) return { ...cached, size: options.size ?? cached.size, source: 'toc-cache', rangeRequests: 0, releaseTurn, saved: Promise.resolve() };
+    releaseTurn();
+  }
 
   const { ref, digest, fetcher, counters, limits } = options;
   const deadline = { ref, digest, timeoutMs: options.timeoutMs, signal: options.signal };
@@ -242,15 +276,16 @@ export async function loadToc(options: TocLoadOptions): Promise<LoadedToc> {
     return parseWithinBudget(json, { expectedTocDigest: options.expectedTocDigest, tocOffset: footer.tocOffset }, options);
   };
   const queued = tocEnd - footer.tocOffset > UNQUEUED_TOC_COMPRESSED_BYTES;
-  const { json, index, reservation, workerMs } = await (queued ? inTurn(options, extractAndParse) : extractAndParse());
+  const { json, index, reservation, workerMs, releaseTurn } = await (queued ? withTurn(options, extractAndParse) : extractAndParse().then((parsed) => ({ ...parsed, releaseTurn: NO_TURN })));
   const parsed = performance.now();
-  // Only a TOC checked against a digest someone vouched for is worth keeping.
-  if (options.expectedTocDigest !== undefined) await saveToc(options, options.expectedTocDigest, footer.tocOffset, size, json);
+  // Only a TOC checked against a digest someone vouched for is worth keeping. Written while the caller
+  // sizes the layer and gives the turn back: another layer's parse need not wait for this file.
+  const saved = options.expectedTocDigest !== undefined ? saveToc(options, options.expectedTocDigest, footer.tocOffset, size, json) : Promise.resolve();
   const phases: TocLoadPhases = {
     fetchMs: Math.round(fetched - started), turnMs: Math.round(turnStarted - fetched), parseMs: Math.round(parsed - turnStarted),
     ...(workerMs !== undefined ? { workerMs: Math.round(workerMs) } : {}),
   };
-  return { index, reservation, source: 'network', rangeRequests, size, phases };
+  return { index, reservation, source: 'network', rangeRequests, size, phases, releaseTurn, saved };
 }
 
 /**

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ESTARGZ_FOOTER_SIZE, parseFooter } from '../../../src/estargz/index.js';
+import { ESTARGZ_FOOTER_SIZE, extractTocJson, parseFooter } from '../../../src/estargz/index.js';
 import { TocMemoryBudget, TocMemoryBudgetError, estimateTocMemory } from '../../../src/layer/index.js';
+import { tocParseMemory } from '../../../src/layer/toc-budget.js';
 import { UNQUEUED_TOC_COMPRESSED_BYTES } from '../../../src/layer/toc-loader.js';
 import { manyEntryTocJson } from '../../bench/many-entry-toc.js';
 import { FakeFetcher, buildBlob, openTestLayer, standardBlob, tempDir, type FileSpec } from './fixtures.js';
@@ -103,6 +104,48 @@ describe('opening layers under a TOC memory budget', () => {
     await small.layer.close();
     await opened.layer.close();
     assert.equal(budget.usedBytes, 0);
+  });
+
+  it('a turn taken is held until given back, and the turns after it wait for that', async () => {
+    const budget = new TocMemoryBudget(1 << 20);
+    const order: string[] = [];
+    const release = await budget.takeTurn();
+    const next = budget.inTurn(async () => void order.push('next'));
+    const after = budget.takeTurn().then((releaseAfter) => {
+      order.push('after');
+      releaseAfter();
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(order, [], 'nothing runs while the turn is held');
+    release();
+    release(); // twice is harmless
+    await Promise.all([next, after]);
+    assert.deepEqual(order, ['next', 'after']);
+  });
+
+  it('two big TOCs opened at once both fit when there is room for one parse and both layers: the second parse waits until the first layer holds only what it keeps', async () => {
+    const files: FileSpec[] = Array.from({ length: 6000 }, (_, i) => ({ name: `d${i % 60}/file-with-a-longer-name-${i}.py`, data: Buffer.from(`${i}`) }));
+    const big = await buildBlob(files);
+    const tocOffset = parseFooter(big.blob.subarray(big.blob.length - ESTARGZ_FOOTER_SIZE)).tocOffset;
+    assert.ok(big.blob.length - ESTARGZ_FOOTER_SIZE - tocOffset > UNQUEUED_TOC_COMPRESSED_BYTES, 'the TOC is big enough to take turns');
+    const probe = await openTestLayer({ files, ...big }, {});
+    const kept = probe.layer.tocMemoryBytes;
+    await probe.layer.close();
+    const { json } = await extractTocJson(big.blob.subarray(tocOffset, big.blob.length - ESTARGZ_FOOTER_SIZE), 64 << 20);
+    // Room for one layer kept and another's parse, not for two parses.
+    const budget = new TocMemoryBudget(kept + tocParseMemory(json) + 1024);
+    assert.ok(2 * tocParseMemory(json) > budget.totalBytes);
+    // With a TOC cache: the first layer writes its TOC there between its parse and its sizing.
+    const dirs = [tempDir('toc-budget-'), tempDir('toc-budget-')];
+    try {
+      const [a, b] = await Promise.all(dirs.map((dir) => openTestLayer({ files, ...big }, { tocBudget: budget, tocCacheDir: dir.path })));
+      assert.ok(budget.usedBytes <= 2 * kept + 2, `both layers hold what they keep (${budget.usedBytes} of ${budget.totalBytes})`);
+      await a.layer.close();
+      await b.layer.close();
+      assert.equal(budget.usedBytes, 0);
+    } finally {
+      for (const dir of dirs) dir.remove();
+    }
   });
 
   it('refuses a layer whose TOC does not fit, from the network and from the TOC cache, and takes nothing for it', async () => {
