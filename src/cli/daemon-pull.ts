@@ -5,12 +5,12 @@
  * its progress and log lines go back to the CLI as events. The daemon's own
  * log records each pull and its outcome.
  */
+import { realpath } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { PullEvent, PullRequestBody } from '../admin/pull-model.js';
 import { warmUpPullPath, type LayerOutcome, type ProgressSink } from '../pull/index.js';
 import type { LayerState } from '../pull/progress.js';
-import { realpath } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { preloadContainerdClients } from '../containerd/connection.js';
 import { lookupSnapshotterPlugin } from '../containerd/proxy-plugin.js';
 import type { ImageToOpen, RemoteMounter } from '../snapshotter/remote/remote-mounter.js';

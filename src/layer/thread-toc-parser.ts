@@ -118,8 +118,7 @@ export class ThreadTocParser implements TocParser {
   stopWarmUp(): void {
     if (this.warmUpStopped) return;
     this.warmUpStopped = true;
-    const message: StopWarmUpMessage = { stopWarmUp: true };
-    this.worker?.postMessage(message);
+    this.worker?.postMessage({ stopWarmUp: true } satisfies StopWarmUpMessage);
   }
 
   async close(): Promise<void> {

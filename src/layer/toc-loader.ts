@@ -227,14 +227,7 @@ export async function loadToc(options: TocLoadOptions): Promise<LoadedToc> {
   // The turn only when there is a cached TOC to parse: a layer seen for the
   // first time must not queue behind other layers' parses just to find none.
   if (await hasCachedToc(options)) {
-    const releaseTurn = await takeTurn(options);
-    let cached: Awaited<ReturnType<typeof readCachedToc>>;
-    try {
-      cached = await readCachedToc(options);
-    } catch (err) {
-      releaseTurn();
-      throw err;
-    }
+    const { cached, releaseTurn } = await withTurn(options, async () => ({ cached: await readCachedToc(options) }));
     if (cached !== undefined) return { ...cached, size: options.size ?? cached.size, source: 'toc-cache', rangeRequests: 0, releaseTurn, saved: Promise.resolve() };
     releaseTurn();
   }
