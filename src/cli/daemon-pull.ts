@@ -12,7 +12,7 @@ import type { PullEvent, PullRequestBody } from '../admin/pull-model.js';
 import { warmUpPullPath, type LayerOutcome, type ProgressSink } from '../pull/index.js';
 import type { LayerState } from '../pull/progress.js';
 import { preloadContainerdClients } from '../containerd/connection.js';
-import { lookupSnapshotterPlugin } from '../containerd/proxy-plugin.js';
+import { lookupSnapshotterPlugin, usableProxyAddress } from '../containerd/proxy-plugin.js';
 import type { ImageToOpen, RemoteMounter } from '../snapshotter/remote/remote-mounter.js';
 import { SingleFlight } from '../sync/index.js';
 import { runPull } from './pull-runner.js';
@@ -68,9 +68,13 @@ export class DaemonPulls {
     } catch (err) {
       return `asking containerd at ${address} which socket serves snapshotter ${name} failed: ${err instanceof Error ? err.message : String(err)}`;
     }
-    if (plugin?.address === undefined) return `containerd at ${address} has no proxy snapshotter named ${name}`;
-    if (this.snapshotsSocket === undefined || !(await sameFile(plugin.address, this.snapshotsSocket))) {
-      return `snapshotter ${name} of containerd at ${address} is served at ${plugin.address}, not by this daemon`;
+    // The same rule `lazysnap pull` applies when it asks containerd itself.
+    const served = usableProxyAddress(plugin);
+    if (served === undefined) {
+      return plugin?.failed ? `containerd at ${address} could not start snapshotter ${name}` : `containerd at ${address} has no proxy snapshotter named ${name}`;
+    }
+    if (this.snapshotsSocket === undefined || !(await sameFile(served, this.snapshotsSocket))) {
+      return `snapshotter ${name} of containerd at ${address} is served at ${served}, not by this daemon`;
     }
     return undefined;
   }

@@ -42,30 +42,8 @@ export async function pull(ref: string, flags: PullFlags): Promise<void> {
   const request = pullRequest(ref, flags);
   const progress = createProgress(process.stderr, flags.quiet);
   if (flags.remoteSnapshot && flags.daemon !== false) {
-    const summary = await pullInAdvertisedDaemon(request, flags, progress);
-    if (summary !== undefined) {
-      process.stdout.write(`${formatPullSummary(summary)}\n`);
-      return;
-    }
-    // Also the check that containerd answers: a containerd that is down is reported here, at once.
-    // One that answers with an error (a namespace it refuses, say) is left to the pull below to report.
-    const [{ lookupSnapshotterPlugin }, { ContainerdAnswerError }] = await Promise.all([import('../containerd/proxy-plugin.js'), import('../containerd/bare-call.js')]);
-    const plugin = await lookupSnapshotterPlugin(flags.address, flags.namespace, flags.snapshotter).catch((err: unknown) => {
-      if (err instanceof ContainerdAnswerError) return undefined;
-      throw err;
-    });
-    if (plugin?.address !== undefined && !plugin.failed) {
-      const socket = adminSocketPath(plugin.address);
-      try {
-        const summary = await requestPull(socket, request, (event) => showEvent(event, progress));
-        progress.finish();
-        process.stdout.write(`${formatPullSummary(summary)}\n`);
-        return;
-      } catch (err) {
-        if (!(err instanceof DaemonCannotPullError)) throw err;
-        if (flags.logLevel === 'debug' || flags.logLevel === 'info') process.stderr.write(`${err.message}; pulling in this process\n`);
-      }
-    }
+    const summary = (await pullInAdvertisedDaemon(request, flags, progress)) ?? (await pullInNamedDaemon(request, flags, progress));
+    if (summary !== undefined) return printSummary(summary, progress);
     return pullHere(request, flags, progress, Promise.resolve());
   }
   // containerd is asked first whether it answers (when it does not, the user
@@ -84,15 +62,47 @@ export async function pull(ref: string, flags: PullFlags): Promise<void> {
 async function pullInAdvertisedDaemon(request: PullRequestBody, flags: PullFlags, progress: ProgressSink): Promise<PullSummary | undefined> {
   for (const socket of await advertisedAdminSockets(adminDirectory())) {
     try {
-      const summary = await requestPull(socket, { ...request, verifySnapshotter: true }, (event) => showEvent(event, progress));
-      progress.finish();
-      return summary;
+      return await handOver(socket, { ...request, verifySnapshotter: true }, progress);
     } catch (err) {
       if (!(err instanceof DaemonCannotPullError)) throw err;
       if (flags.logLevel === 'debug') process.stderr.write(`${err.message}\n`);
     }
   }
   return undefined;
+}
+
+/**
+ * Hands the pull to the daemon containerd names as the proxy snapshotter
+ * `--snapshotter`. Also the check that containerd answers: a containerd that
+ * is down is reported here, at once; one that answers with an error (a
+ * namespace it refuses, say) is left to the pull in this process to report.
+ * Undefined when there is no such daemon or it cannot take the pull.
+ */
+async function pullInNamedDaemon(request: PullRequestBody, flags: PullFlags, progress: ProgressSink): Promise<PullSummary | undefined> {
+  const [{ lookupSnapshotterPlugin, usableProxyAddress }, { ContainerdAnswerError }] = await Promise.all([import('../containerd/proxy-plugin.js'), import('../containerd/bare-call.js')]);
+  const plugin = await lookupSnapshotterPlugin(flags.address, flags.namespace, flags.snapshotter).catch((err: unknown) => {
+    if (err instanceof ContainerdAnswerError) return undefined;
+    throw err;
+  });
+  const address = usableProxyAddress(plugin);
+  if (address === undefined) return undefined;
+  try {
+    return await handOver(adminSocketPath(address), request, progress);
+  } catch (err) {
+    if (!(err instanceof DaemonCannotPullError)) throw err;
+    if (flags.logLevel === 'debug' || flags.logLevel === 'info') process.stderr.write(`${err.message}; pulling in this process\n`);
+    return undefined;
+  }
+}
+
+/** The pull run by the daemon at `socket`, its progress shown here. */
+async function handOver(socket: string, request: PullRequestBody, progress: ProgressSink): Promise<PullSummary> {
+  return requestPull(socket, request, (event) => showEvent(event, progress));
+}
+
+function printSummary(summary: PullSummary, progress: ProgressSink): void {
+  progress.finish();
+  process.stdout.write(`${formatPullSummary(summary)}\n`);
 }
 
 /** The pull as this process's context defines it: paths made absolute, credentials and proxies from here. */
@@ -125,7 +135,5 @@ async function pullHere(request: PullRequestBody, flags: PullFlags, progress: Pr
   await reachable;
   const [{ default: pino }, { runPull }] = await modules;
   const logger = pino({ level: flags.logLevel, base: { command: 'pull' } }, pino.destination(2));
-  const summary = await runPull({ request, remoteSnapshot: !!flags.remoteSnapshot, progress, logger });
-  progress.finish();
-  process.stdout.write(`${formatPullSummary(summary)}\n`);
+  printSummary(await runPull({ request, remoteSnapshot: !!flags.remoteSnapshot, progress, logger }), progress);
 }

@@ -27,6 +27,16 @@ export interface SnapshotterPlugin {
 }
 
 /**
+ * The socket a pull may be handed to: a proxy plugin's address, unless
+ * containerd could not initialize the plugin (then its Snapshots calls fail
+ * whoever runs the pull). Undefined for no plugin, a built-in one, or one
+ * that failed.
+ */
+export function usableProxyAddress(plugin: SnapshotterPlugin | undefined): string | undefined {
+  return plugin === undefined || plugin.failed ? undefined : plugin.address;
+}
+
+/**
  * Asks containerd for the snapshotter plugin `name`. Undefined when
  * containerd has no snapshotter of that name. Rejects like bareUnaryCall
  * (containerd unreachable, or answering with an error).

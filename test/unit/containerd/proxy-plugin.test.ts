@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { closeFake, fakeContainerd, type FakeAnswer } from '../../harness/fake-containerd.js';
 import { ContainerdAnswerError } from '../../../src/containerd/bare-call.js';
-import { decodePluginsResponse, lookupSnapshotterPlugin, ProtobufDecodeError } from '../../../src/containerd/proxy-plugin.js';
+import { decodePluginsResponse, lookupSnapshotterPlugin, ProtobufDecodeError, usableProxyAddress } from '../../../src/containerd/proxy-plugin.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lazysnap-plugin-'));
 
@@ -73,6 +73,11 @@ describe('snapshotter plugin lookup', () => {
   it('says when containerd could not initialize the plugin', () => {
     const [decoded] = decodePluginsResponse(field(1, plugin('io.containerd.snapshotter.v1', 'lazysnap', { address: '/s' }, true)));
     assert.equal(decoded?.failed, true);
+    // Such a plugin's socket is no place to hand a pull to, whoever asks (the CLI, or a daemon checking itself).
+    assert.equal(usableProxyAddress(decoded), undefined);
+    assert.equal(usableProxyAddress({ address: '/s', failed: false }), '/s');
+    assert.equal(usableProxyAddress({ address: undefined, failed: false }), undefined, 'a built-in snapshotter');
+    assert.equal(usableProxyAddress(undefined), undefined, 'no such snapshotter');
   });
 
   it('rejects a truncated answer instead of reading past it', () => {
