@@ -11,10 +11,9 @@
  * missing or damaged is rebuilt here, as before.
  */
 import { readFile } from 'node:fs/promises';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import tarStream from 'tar-stream';
-import { writeEstargz } from '../../estargz/index.js';
+import { buildEstargz } from '../../estargz/index.js';
 import { digestOf } from '../../registry/index.js';
 
 export interface WarmUpLayer {
@@ -62,20 +61,12 @@ function layerTar(big: Buffer): Promise<Buffer> {
   return ended;
 }
 
-class Collect extends Writable {
-  readonly parts: Buffer[] = [];
-  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.parts.push(chunk);
-    done();
-  }
-}
-
 /** Writes the layer; `tmpDir` takes the writer's spool files. */
 export async function buildWarmUpLayer(tmpDir: string): Promise<WarmUpLayer> {
-  const sink = new Collect();
   const tar = await layerTar(warmUpBigFile());
-  const result = await writeEstargz((async function* () { yield tar; })(), sink, { chunkSize: CHUNK_SIZE, compressionLevel: 1, tmpDir });
-  return { blob: Buffer.concat(sink.parts), compressedDigest: result.compressedDigest, tocDigest: result.tocDigest };
+  const { stream, result } = buildEstargz((async function* () { yield tar; })(), { chunkSize: CHUNK_SIZE, compressionLevel: 1, tmpDir });
+  const [parts, built] = await Promise.all([stream.toArray() as Promise<Buffer[]>, result]);
+  return { blob: Buffer.concat(parts), compressedDigest: built.compressedDigest, tocDigest: built.tocDigest };
 }
 
 export function encodeWarmUpLayer(layer: WarmUpLayer): string {

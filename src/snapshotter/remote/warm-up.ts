@@ -29,12 +29,10 @@ import { STARGZ_TOC_DIGEST } from '../../containerd/labels.js';
 import { cleanupStaleMounts, mountLayer, type MountedLayer } from '../../fuse/index.js';
 import { ChunkCache, openRemoteLayer, registryFetcher, type Logger, type RemoteLayer, type TocParser } from '../../layer/index.js';
 import { warmUpTocParsing } from '../../layer/toc-warm-up.js';
-import { RegistryClient, digestOf } from '../../registry/index.js';
+import { MediaType, RegistryClient, digestOf } from '../../registry/index.js';
 import { serveImageOnLoopback } from '../../registry/loopback-image.js';
 import { TocDigestResolver } from './toc-digest-resolver.js';
 import { PREBUILT_WARM_UP_LAYER, WARM_UP_SMALL_FILE_START, warmUpBigFile, warmUpLayer, type WarmUpLayer } from './warm-up-layer.js';
-
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 export interface WarmUpOptions {
   /** A directory of its own (emptied first, removed afterwards): the blob's spool files and the mountpoint go here. */
@@ -68,9 +66,9 @@ function manifestOf(blob: Buffer, result: WarmUpLayer): Buffer {
   const config = Buffer.from('{}');
   return Buffer.from(JSON.stringify({
     schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: result.compressedDigest, size: blob.length, annotations: { [STARGZ_TOC_DIGEST]: result.tocDigest } }],
+    mediaType: MediaType.OciManifest,
+    config: { mediaType: MediaType.OciConfig, digest: digestOf(config), size: config.length },
+    layers: [{ mediaType: MediaType.OciLayerGzip, digest: result.compressedDigest, size: blob.length, annotations: { [STARGZ_TOC_DIGEST]: result.tocDigest } }],
   }));
 }
 
