@@ -1,6 +1,7 @@
 import { createGunzip } from 'node:zlib';
 import { digester } from './digest.js';
 import { ChunkDecodeError, ChunkDigestMismatchError } from './errors.js';
+import { inflateBufferSize } from './inflate-buffer.js';
 import type { FileChunk } from './toc-index.js';
 
 export { chunksForRange } from './toc-index.js';
@@ -29,7 +30,7 @@ export function verifyChunk(data: Uint8Array, chunk: FileChunk): void {
 export function inflateChunk(compressed: Uint8Array, chunk: FileChunk): Promise<Buffer> {
   const need = chunk.innerOffset + chunk.chunkSize;
   return new Promise<Buffer>((resolve, reject) => {
-    const gunzip = createGunzip();
+    const gunzip = createGunzip({ chunkSize: inflateBufferSize(need) });
     // The chunk's bytes go straight into a buffer of exactly its size: one
     // copy, and a buffer the chunk cache keeps as it is (a view into a
     // bigger one would be copied again there). Bounded by the TOC limits.

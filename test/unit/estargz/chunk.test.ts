@@ -114,6 +114,17 @@ describe('chunk verification', () => {
     assert.deepEqual(await inflateChunk(Buffer.concat([gzipSync(data), bomb]), chunk), data);
   });
 
+  it('inflates chunks larger than one inflate step, from any inner offset', async () => {
+    // 2.5 MiB of incompressible-ish bytes: the chunk arrives in several 1 MiB steps,
+    // and an inner offset past the first step still yields exactly the chunk.
+    const before = Buffer.alloc(1_300_000, 9);
+    const data = Buffer.from(Array.from({ length: 2_621_440 }, (_, i) => (i * 2654435761) >>> 24));
+    const member = gzipSync(Buffer.concat([before, data, Buffer.alloc(4096, 1)]));
+    const chunk: FileChunk = { fileName: 'big', chunkOffset: 0, chunkSize: data.length, offset: 0, compressedEnd: member.length, innerOffset: before.length, chunkDigest: sha256(data) };
+    assert.deepEqual(await inflateChunk(member, chunk), data);
+    await assert.rejects(inflateChunk(member, { ...chunk, innerOffset: before.length - 1 }), ChunkDigestMismatchError);
+  });
+
   it('reads files packed into one gzip member through innerOffset', async () => {
     // Newer stargz-snapshotter writers (minChunkSize) put small files in one member;
     // each file's offset names the member and innerOffset where its data starts.
