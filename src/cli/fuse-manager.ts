@@ -66,13 +66,15 @@ export async function fuseManager(flags: FuseManagerFlags): Promise<void> {
       state: () => parts.state(),
       metrics: () => metrics.metrics(),
       mounts: () => parts.mounter.layerStatuses().filter((layer) => layer.mountpoint !== undefined).length,
+      // The warm-up runs once (below); asking for it only waits for its end.
+      warmedUp: () => parts.warmUp(),
       keychain,
     },
     logger,
     version,
   );
   logger.info({ version, pid: process.pid, root: config.root, socket: server.socketPath }, 'lazysnap FUSE manager serving');
-  // In the background, after readiness: the daemon waits for this socket.
+  // In the background, after readiness: the daemon waits for this socket, then for the warm-up's end (warmedUp).
   void parts.warmUp();
   // Run as a unit of its own (examples/lazysnap-fuse-manager.service): the daemon's unit is ordered after this readiness.
   const notifier = notifierFromEnvironment(process.env, process.pid);

@@ -49,6 +49,8 @@ const SHUTDOWN_DEADLINE_MS = CALL_GRACE_MS + 5_000;
 const DETACH_AT_DEADLINE_MS = 5_000;
 /** How long the last log lines may take to reach a slow reader before the process exits anyway. */
 const LOG_DRAIN_MS = 1_000;
+/** Longest the daemon waits for a FUSE manager's start-up warm-up (usually 0.3-0.5 s) before it serves anyway. */
+const MANAGER_WARM_UP_WAIT_MS = 3_000;
 
 export async function serve(flags: ServeFlags): Promise<void> {
   const euid = process.geteuid?.() ?? 0;
@@ -333,6 +335,9 @@ async function openRemote(config: LazysnapConfig, logger: Logger, metrics: Regis
     start: () => startManagerProcess({ cliPath: identity.cliPath ?? process.argv[1] ?? '', root: config.root, configFile: identity.configFile, logLevel: config.logLevel }),
   });
   registerManagerMetrics(metrics, mounter);
+  // The daemon serves once the manager is warm: a pull arriving during the
+  // manager's warm-up shared two cores with it and started ~100 ms later.
+  await mounter.warmedUp(MANAGER_WARM_UP_WAIT_MS);
   return {
     mounter,
     status: { ...limits, state: () => mounter.state() },

@@ -81,6 +81,19 @@ export class ManagedMounter implements RemoteMounter {
     this.call('openImage', image).catch((err: unknown) => this.options.logger.debug({ err, ref: image.ref }, 'the FUSE manager did not start opening the image ahead'));
   }
 
+  /**
+   * Waits up to timeoutMs for the manager's start-up warm-up to end. Never
+   * fails: a manager that does not know the call (an older one) or does not
+   * answer in time only means the first pull may share the CPU with it.
+   */
+  async warmedUp(timeoutMs: number): Promise<void> {
+    try {
+      await this.call('warmedUp', null, timeoutMs);
+    } catch (err) {
+      this.options.logger.debug({ err: { message: (err as Error).message } }, 'not waiting for the FUSE manager\'s warm-up');
+    }
+  }
+
   async acquire(layer: RemoteLayerRef, holder: string): Promise<string> {
     const { mountpoint } = await this.call('acquire', { layer, holder });
     this.held.set(holder, layer);

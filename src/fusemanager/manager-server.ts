@@ -20,6 +20,8 @@ export interface ManagerBackend {
   metrics(): Promise<string>;
   /** FUSE mounts served now. */
   mounts(): number;
+  /** Settles once the start-up warm-up has ended, however it ended. */
+  warmedUp(): Promise<void>;
   /** Present when `[cri_keychain]` is on: credentials of CRI pulls, forwarded by the daemon. */
   keychain?: { remember(image: string, auth: AuthConfig | undefined): unknown; forget(image: string): unknown } | undefined;
 }
@@ -45,6 +47,10 @@ export class FuseManagerServer {
       decide: (request) => mounter.decide(request),
       openImage: async (image) => {
         mounter.openImage(image);
+        return null;
+      },
+      warmedUp: async () => {
+        await backend.warmedUp();
         return null;
       },
       acquire: async ({ layer, holder }) => ({ mountpoint: await mounter.acquire(layer, holder) }),

@@ -43,6 +43,11 @@ export interface ManagerMethods {
   decide: { params: RemoteRequest; result: RemoteLayerRef | NotRemote };
   /** Added after protocol 1 shipped: an older manager answers it with an error, which the daemon ignores. */
   openImage: { params: ImageToOpen; result: null };
+  /**
+   * Answers once the manager's start-up warm-up has ended (done, given way
+   * or failed). Added after protocol 1 shipped, like openImage.
+   */
+  warmedUp: { params: null; result: null };
   acquire: { params: { layer: RemoteLayerRef; holder: string }; result: { mountpoint: string } };
   release: { params: { layer: RemoteLayerRef; holder: string }; result: null };
   retainOnly: { params: { holders: string[] }; result: null };

@@ -59,9 +59,10 @@ class MemoryMounter implements RemoteMounter {
   async close(): Promise<void> {}
 }
 
-function backend(mounter: MemoryMounter): ManagerBackend {
+function backend(mounter: MemoryMounter, warmedUp: () => Promise<void> = async () => undefined): ManagerBackend {
   return {
     mounter,
+    warmedUp,
     state: async () => ({ layers: [], chunkCache: { memoryHits: 1, diskHits: 2, misses: 3, memoryBytes: 0, memoryEntries: 0, disk: undefined }, registryErrors: { windowSeconds: 600, inWindow: 0, total: 0, recent: [] } }),
     metrics: async () => 'lazysnap_test_metric 1\n',
     mounts: () => mounter.holders.size,
@@ -211,6 +212,36 @@ describe('ManagedMounter', () => {
       );
     } finally {
       await new Promise<void>((resolve) => old.close(() => resolve()));
+    }
+  });
+
+  it('waits for the manager\'s warm-up to end, but no longer than it is told', async () => {
+    const socketPath = join(dir, 'w.sock');
+    let endWarmUp!: () => void;
+    let warmUp = new Promise<void>((resolve) => {
+      endWarmUp = resolve;
+    });
+    const server = await FuseManagerServer.listen(socketPath, backend(new MemoryMounter(), () => warmUp), logger, '9.9.9');
+    const client = await ManagedMounter.connect({ socketPath, logger, start: async () => assert.fail('a manager answers; none may be started') });
+    try {
+      let waited = false;
+      const waiting = client.warmedUp(10_000).then(() => {
+        waited = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(waited, false, 'the daemon waits while the manager warms up');
+      endWarmUp();
+      await waiting;
+      // A warm-up that never ends holds the daemon for the bound only, and is no error.
+      warmUp = new Promise<void>(() => undefined);
+      const started = performance.now();
+      await client.warmedUp(200);
+      const ms = performance.now() - started;
+      assert.ok(ms >= 150 && ms < 3_000, `waited ${ms} ms for a warm-up bounded at 200 ms`);
+      assert.equal(client.isConnected, true, 'a warm-up past its bound leaves the connection up');
+    } finally {
+      await client.close();
+      await server.close();
     }
   });
 
