@@ -134,6 +134,7 @@ export class RemoteLayer implements LayerContent {
   private readonly activity: ForegroundActivity;
   private readonly backgroundBandwidth: BandwidthLimiter | undefined;
   private prefetching: Promise<PrefetchResult> | undefined;
+  private readonly tocSaved: Promise<void> | undefined;
   private background: Promise<BackgroundFetchResult> | undefined;
   private backgroundState: Exclude<BackgroundFetchState, 'poisoned'> = 'not-started';
   private closed = false;
@@ -148,8 +149,11 @@ export class RemoteLayer implements LayerContent {
     options: RemoteLayerOptions; index: TocIndex; loader: ChunkLoader; counters: LoaderCounters; logger: Logger; abort: AbortController;
     openInfo: { openedFrom: 'network' | 'toc-cache'; openMs: number; openRequests: number };
     tocReservation?: TocMemoryReservation | undefined;
+    /** The TOC cache write started by the open; close() waits for it. */
+    tocSaved?: Promise<void> | undefined;
   }) {
     this.tocReservation = init.tocReservation;
+    this.tocSaved = init.tocSaved;
     this.activity = init.options.foregroundActivity ?? new ForegroundActivity(0);
     this.backgroundBandwidth = init.options.backgroundBandwidth;
     this.ref = init.options.ref;
@@ -378,6 +382,7 @@ export class RemoteLayer implements LayerContent {
     this.abort.abort(new LayerUnavailableError('layer closed', { ref: this.ref, digest: this.digest }));
     await this.background;
     await this.prefetching?.catch(() => {});
+    await this.tocSaved;
   }
 
 }
@@ -434,7 +439,7 @@ export async function openRemoteLayer(options: RemoteLayerOptions): Promise<Remo
       counters,
     });
     layer = new RemoteLayer({
-      options: { ...options, size: options.size ?? loaded.size }, index: loaded.index, loader, counters, logger, abort, tocReservation: loaded.reservation,
+      options: { ...options, size: options.size ?? loaded.size }, index: loaded.index, loader, counters, logger, abort, tocReservation: loaded.reservation, tocSaved: loaded.saved,
       openInfo: { openedFrom: loaded.source, openMs, openRequests: loaded.rangeRequests },
     });
     // The estimate from the JSON was a guess; hold what index and tree really keep.
@@ -446,7 +451,8 @@ export async function openRemoteLayer(options: RemoteLayerOptions): Promise<Remo
     // Only now may the next layer's parse reserve: this one's share is what it keeps.
     loaded.releaseTurn();
   }
-  await loaded.saved;
+  // Not waiting for the TOC cache write (a reopen in this process waits for it; close() does too):
+  // on a busy node it held the first Prepare of an image up by some 30 ms.
   logger.info(
     {
       ref, digest, tocDigest: loaded.index.tocDigest, verified: expected !== undefined, from: loaded.source, entries: loaded.index.entryCount,

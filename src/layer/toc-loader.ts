@@ -168,10 +168,19 @@ function cachedTocFile(options: TocLoadOptions): string | undefined {
   return tocCacheDir === undefined || expectedTocDigest === undefined ? undefined : tocCachePath(tocCacheDir, expectedTocDigest);
 }
 
+/**
+ * TOC cache writes under way in this process, by file: an open does not wait
+ * for its own write, so the next open of the same TOC waits for it here
+ * instead of fetching the TOC again.
+ */
+const savesInFlight = new Map<string, Promise<void>>();
+
 /** Whether the TOC cache has a file for this layer's TOC (not yet whether it is usable). */
 async function hasCachedToc(options: TocLoadOptions): Promise<boolean> {
   const path = cachedTocFile(options);
-  return path === undefined ? false : access(path).then(() => true, () => false);
+  if (path === undefined) return false;
+  await savesInFlight.get(path);
+  return access(path).then(() => true, () => false);
 }
 
 /** The cached TOC, or undefined when absent, for another blob, or damaged. */
@@ -206,10 +215,19 @@ async function readCachedToc(options: TocLoadOptions): Promise<(ParsedToc & { si
   }
 }
 
-async function saveToc(options: TocLoadOptions, tocDigest: string, tocOffset: number, blobSize: number, json: Buffer): Promise<void> {
-  if (options.tocCacheDir === undefined) return;
+/** Writes the TOC to the TOC cache, in the background of the open; never rejects (a failure is logged). */
+function saveToc(options: TocLoadOptions, tocDigest: string, tocOffset: number, blobSize: number, json: Buffer): Promise<void> {
+  if (options.tocCacheDir === undefined) return Promise.resolve();
   const path = tocCachePath(options.tocCacheDir, tocDigest);
-  if (path === undefined) return;
+  if (path === undefined) return Promise.resolve();
+  const writing = writeCachedToc(options, path, tocOffset, blobSize, json).finally(() => {
+    if (savesInFlight.get(path) === writing) savesInFlight.delete(path);
+  });
+  savesInFlight.set(path, writing);
+  return writing;
+}
+
+async function writeCachedToc(options: TocLoadOptions, path: string, tocOffset: number, blobSize: number, json: Buffer): Promise<void> {
   const temp = `${path}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
   const header: CachedTocHeader = { version: 1, layerDigest: options.digest, tocOffset, blobSize };
   try {
