@@ -2,8 +2,9 @@
 // an in-memory mounter behind it (the mounts themselves are the e2e test's):
 // calls and their errors cross the socket intact, a manager that is started
 // on demand is found, a new manager instance is given every layer the daemon
-// holds, status never waits for a manager that is away, and a manager of
-// another protocol is refused with a reason.
+// holds, status never waits for a manager that is away, the daemon waits for
+// a warming manager for a bounded time only, and a manager of another
+// protocol is refused with a reason.
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { createServer } from 'node:net';
