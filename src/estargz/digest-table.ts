@@ -5,15 +5,10 @@
  * lowercase hex) before they get here, so decoding gives back the very same
  * string.
  */
+import { hexDigitValue } from './digest.js';
+
 const ALGORITHMS = ['sha256', 'sha384', 'sha512'] as const;
 const BYTES: readonly number[] = [32, 48, 64];
-
-/** A lowercase hex digit's value, else -1 (get() writes lowercase, so only that spelling round-trips). */
-function hexValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
-  return -1;
-}
 
 export class DigestTable {
   private bytes = Buffer.alloc(64 * 1024);
@@ -40,9 +35,10 @@ export class DigestTable {
     const ref = this.used;
     this.bytes[ref] = algorithm;
     // Decoded here rather than by Buffer#write: a slice and a call into C++ per digest cost more than the loop.
+    // Lowercase only: get() writes lowercase, so only that spelling round-trips.
     for (let i = 0, at = colon + 1; i < need - 1; i++, at += 2) {
-      const high = hexValue(digest.charCodeAt(at));
-      const low = hexValue(digest.charCodeAt(at + 1));
+      const high = hexDigitValue(digest.charCodeAt(at));
+      const low = hexDigitValue(digest.charCodeAt(at + 1));
       if (high < 0 || low < 0) throw new RangeError(`not a storable digest: ${JSON.stringify(digest)}`);
       this.bytes[ref + 1 + i] = (high << 4) | low;
     }

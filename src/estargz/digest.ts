@@ -25,9 +25,17 @@ export function parseDigest(value: string): ParsedDigest | undefined {
 
 /** The hex length of a known algorithm's digest, from the `alg:` prefix; 0 when the prefix is not one. */
 function hexLengthOfPrefix(value: string, colon: number): number {
-  if (colon !== 6 || !value.startsWith('sha')) return 0;
-  const bits = value.slice(3, 6);
-  return bits === '256' ? 64 : bits === '384' ? 96 : bits === '512' ? 128 : 0;
+  // Every known algorithm's name has six letters: anything else needs no lookup.
+  if (colon !== 6) return 0;
+  const algorithm = value.slice(0, colon);
+  return Object.hasOwn(ALGORITHMS, algorithm) ? ALGORITHMS[algorithm]!.hexLength : 0;
+}
+
+/** A lowercase hex digit's value (the only spelling a digest may use), else -1. */
+export function hexDigitValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
+  return -1;
 }
 
 /**
@@ -39,10 +47,7 @@ export function isDigest(value: string): boolean {
   const colon = value.indexOf(':');
   const hexLength = hexLengthOfPrefix(value, colon);
   if (hexLength === 0 || value.length - colon - 1 !== hexLength) return false;
-  for (let i = colon + 1; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
-  }
+  for (let i = colon + 1; i < value.length; i++) if (hexDigitValue(value.charCodeAt(i)) < 0) return false;
   return true;
 }
 
