@@ -2,6 +2,7 @@
 export type { FsNode, LayerContent, NodeType } from './types.js';
 export type { FuseLogger } from './logger.js';
 export { mountLayer } from './mount.js';
+export { MountpointBusyError } from './errors.js';
 export type { MountLayerOptions, MountedLayer } from './mount.js';
 export { cleanupStaleMounts } from './stale-mounts.js';
 export { isMounted } from './mountinfo.js';

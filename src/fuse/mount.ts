@@ -4,7 +4,8 @@ import { detachMount } from './detach.js';
 import { LayerFuse } from './layer-fuse.js';
 import type { FuseLogger } from './logger.js';
 import { buildMountOptions } from './mount-options.js';
-import { canonicalMountPath, isMounted } from './mountinfo.js';
+import { MountpointBusyError } from './errors.js';
+import { canonicalMountPath, hasMountAt } from './mountinfo.js';
 import { createOperations, type FuseOperationObserver } from './operations.js';
 import type { LayerContent } from './types.js';
 
@@ -38,6 +39,7 @@ export interface MountedLayer {
 
 /**
  * Serves content read-only at mountpoint (an existing, empty directory).
+ * Fails with MountpointBusyError when something is mounted there already.
  * Never touch the mount with synchronous fs calls from this process: the
  * handlers run on this process's event loop, so a blocking call deadlocks.
  */
@@ -53,9 +55,7 @@ export async function mountLayer(content: LayerContent, mountpoint: string, opti
 
   // fuse-native's own checks give vague errors ("fuse failed", or stat's
   // ENOTCONN for a dead mount), so say what is wrong first.
-  if (await isMounted(target)) {
-    throw new Error(`cannot mount layer on ${target}: something is already mounted there (a stale mount? see cleanupStaleMounts)`);
-  }
+  if (await hasMountAt(target)) throw new MountpointBusyError(target);
   const st = await stat(target);
   if (!st.isDirectory()) throw new Error(`cannot mount layer on ${target}: not a directory`);
 

@@ -15,7 +15,7 @@
 import type { Logger } from 'pino';
 import { LRUCache } from 'lru-cache';
 import { Counter, type Registry } from 'prom-client';
-import { cleanupStaleMounts, isMounted, mountLayer, type FuseOperationObserver, type MountedLayer } from '../../fuse/index.js';
+import { MountpointBusyError, cleanupStaleMounts, mountLayer, type FuseOperationObserver, type MountedLayer } from '../../fuse/index.js';
 import {
   BandwidthLimiter, DEFAULT_TOC_MEMORY_BYTES, ForegroundActivity, LayerPoisonedError, TocMemoryBudgetError, TocMemoryBudget, observedFetcher, openRemoteLayer, registryFetcher, type BackgroundFetchResult, type BlobFetcher, type FetchObserver, type ChunkCache, type RemoteLayer, type TocParser,
 } from '../../layer/index.js';
@@ -308,9 +308,7 @@ export class EstargzMounter implements RemoteMounter {
     const open = await this.openForUse(layerRef);
     clearTimeout(open.unusedTimer);
     await this.prepareMountRoot();
-    await mkdir(mountpoint, { recursive: true, mode: 0o700 });
-    if (await isMounted(mountpoint)) await cleanupStaleMounts(mountpoint, this.options.logger);
-    const mount = await mountLayer(open.layer, mountpoint, { logger: this.options.logger, fsname: 'lazysnap', subtype: 'estargz', observe: this.options.fuseObserver, answerTimeoutMs: this.options.fuseAnswerTimeoutMs });
+    const mount = await this.mountFresh(open.layer, mountpoint);
     // A fresh mount is about to be read by a starting container: the idle period starts now.
     this.foreground.touch();
     if (this.options.backgroundFetch) {
@@ -320,6 +318,28 @@ export class EstargzMounter implements RemoteMounter {
       );
     }
     return { mount, holders: new Set() };
+  }
+
+  /**
+   * Mounts the layer at its mountpoint, taking down first a mount left there
+   * by a manager that died. That case is rare, so it is found out by the
+   * mount's own check of the mount table (or by mkdir, which a dead mount
+   * answers with ENOTCONN) rather than by reading the table once more for
+   * every mount.
+   */
+  private async mountFresh(layer: RemoteLayer, mountpoint: string): Promise<MountedLayer> {
+    const options = { logger: this.options.logger, fsname: 'lazysnap', subtype: 'estargz', observe: this.options.fuseObserver, answerTimeoutMs: this.options.fuseAnswerTimeoutMs };
+    const mountThere = async (): Promise<MountedLayer> => {
+      await mkdir(mountpoint, { recursive: true, mode: 0o700 });
+      return mountLayer(layer, mountpoint, options);
+    };
+    try {
+      return await mountThere();
+    } catch (err) {
+      if (!(err instanceof MountpointBusyError) && (err as NodeJS.ErrnoException).code !== 'ENOTCONN') throw err;
+      await cleanupStaleMounts(mountpoint, this.options.logger);
+      return mountThere();
+    }
   }
 
   private recordBackgroundFetch(layerRef: RemoteLayerRef, key: string, layer: RemoteLayer, result: BackgroundFetchResult): void {

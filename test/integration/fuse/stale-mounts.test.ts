@@ -1,36 +1,14 @@
 // A process killed with SIGKILL leaves its FUSE mounts behind, dead
 // (ENOTCONN). cleanupStaleMounts must find and remove them, and only them.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { cleanupStaleMounts, isMounted, mountLayer, type MountedLayer } from '../../../src/fuse/index.js';
+import { MountpointBusyError, cleanupStaleMounts, isMounted, mountLayer, type MountedLayer } from '../../../src/fuse/index.js';
 import { mountLinesUnder, recordingLogger, removeTempDir, tempDir } from './helpers.js';
+import { spawnMountChild } from './mount-child-process.js';
 import { buildLayer } from './memory-layer.js';
-
-const CHILD = fileURLToPath(new URL('./mount-child.js', import.meta.url));
-
-function waitForReady(child: ChildProcess, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`child not ready after ${timeoutMs} ms: ${err}`)), timeoutMs);
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('ready\n')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`child exited (${code}) before mounting: ${err}`));
-    });
-  });
-}
 
 describe('stale FUSE mounts', () => {
   let dir: string;
@@ -62,8 +40,7 @@ describe('stale FUSE mounts', () => {
   });
 
   it('leaves dead mounts behind when the serving process is killed', async () => {
-    child = spawn(process.execPath, [CHILD, first, nested], { stdio: ['ignore', 'pipe', 'pipe'] });
-    await waitForReady(child, 15_000);
+    child = await spawnMountChild([first, nested]);
     assert.equal(await fs.readFile(join(first, 'hello'), 'utf8'), 'hello from the child\n');
     const exited = new Promise((resolve) => child?.once('exit', resolve));
     child.kill('SIGKILL');
@@ -77,7 +54,12 @@ describe('stale FUSE mounts', () => {
 
   it('refuses to mount over a stale mount, with a useful message', async () => {
     const layer = buildLayer([{ path: '/x', type: 'reg', data: 'x' }]);
-    await assert.rejects(mountLayer(layer, first, { logger }), /already mounted/);
+    await assert.rejects(mountLayer(layer, first, { logger }), (err: unknown) => {
+      assert.ok(err instanceof MountpointBusyError, `expected MountpointBusyError, got ${String(err)}`);
+      assert.equal(err.mountpoint, first);
+      assert.match(err.message, /already mounted/);
+      return true;
+    });
   });
 
   it('removes every stale mount under the directory, deepest first, and nothing else', async () => {

@@ -22,6 +22,8 @@ import { ChunkCache } from '../../../src/layer/index.js';
 import { EstargzMounter } from '../../../src/snapshotter/remote/estargz-mounter.js';
 import type { RemoteLayerRef } from '../../../src/snapshotter/metadata-store.js';
 import { STARGZ_TOC_DIGEST } from '../../../src/containerd/labels.js';
+import { isMounted } from '../../../src/fuse/index.js';
+import { leaveStaleMounts } from '../fuse/mount-child-process.js';
 
 let work: string;
 let registry: RegistryInstance;
@@ -200,6 +202,21 @@ describe('lazily fetched eStargz layers over FUSE', () => {
       if (r.status === 'fulfilled') assert.deepEqual(r.value, readFileSync(join(layerDirs[0]!, ['bin/big', 'bin/tool'][i]!)));
     }
     assert.equal(await readFile(join(mnt, 'etc', 'hosts'), 'utf8'), '127.0.0.1 localhost\n');
+  });
+
+  it('a dead mount left at a layer\'s mountpoint (a manager that was killed) is taken down, and the layer mounts there again', async () => {
+    const using = await newMounter('cache-stale');
+    const ref = await using.resolve({ protocol: 'remote-snapshot', ref: esgzRef, layerDigest: layers[0]!.digest });
+    assert.ok(ref);
+    const mountpoint = await using.acquire(ref, 'first');
+    await using.release(ref, 'first');
+    await leaveStaleMounts([mountpoint]);
+    assert.equal(await isMounted(mountpoint), true, 'test setup: a dead mount should be left at the mountpoint');
+    assert.equal(await using.acquire(ref, 'second'), mountpoint);
+    mounted.push([using, ref, 'second']);
+    assert.equal(await readFile(join(mountpoint, 'etc', 'hosts'), 'utf8'), '127.0.0.1 localhost\n');
+    const fuseMounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((line) => line.split(' ')[4] === mountpoint);
+    assert.equal(fuseMounts.length, 1, `one mount at the mountpoint, not one stacked on the dead one:\n${fuseMounts.join('\n')}`);
   });
 
   it('registry down after mount: uncached reads fail with EIO within the deadline, cached data is served, reads recover', async () => {
