@@ -242,6 +242,14 @@ export class TocIndex {
     for (const c of this.table.chunksByOffset) yield this.table.chunk(c);
   }
 
+  /**
+   * The chunks stored right after `chunk` in the blob (of any file), in blob
+   * order, whose compressed data ends by `maxEnd`: at most `maxCount`.
+   */
+  chunksAfter(chunk: FileChunk, maxEnd: number, maxCount: number): FileChunk[] {
+    return this.table.chunksAfter(chunk.offset, chunk.innerOffset, maxEnd, maxCount).map((c) => this.table.chunk(c));
+  }
+
   /** The chunks of `file` that hold bytes [offset, offset + length), clamped to the file's size. */
   chunksForRange(file: TocNode, offset: number, length: number): FileChunk[] {
     return chunksForRange(file, offset, length);

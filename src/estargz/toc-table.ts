@@ -228,6 +228,28 @@ export class TocTable {
     };
   }
 
+  /**
+   * The chunks stored right after the spot (offset, innerOffset) in the
+   * blob, in blob order, as long as their compressed data ends by maxEnd:
+   * at most maxCount of them.
+   */
+  chunksAfter(offset: number, innerOffset: number, maxEnd: number, maxCount: number): number[] {
+    const order = this.chunksByOffset;
+    const { offset: offsets, innerOffset: inners, compressedEnd } = this.chunks;
+    // First position in blob order past the spot.
+    let lo = 0;
+    let hi = order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = order[mid]!;
+      if (offsets[c]! < offset || (offsets[c] === offset && inners[c]! <= innerOffset)) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: number[] = [];
+    for (let at = lo; at < order.length && out.length < maxCount && compressedEnd[order[at]!]! <= maxEnd; at++) out.push(order[at]!);
+    return out;
+  }
+
   /** Chunk numbers [from, to) of `node` holding bytes [offset, end), end already clamped to the file's size. */
   chunkRange(node: number, offset: number, end: number): [number, number] {
     const start = this.nodes.chunkStart[node]!;

@@ -58,6 +58,13 @@ export interface LoadOptions {
    */
   background?: boolean;
   /**
+   * Chunks worth fetching along with these when a request goes out anyway
+   * (small neighbours of a small read): the missing ones join the same
+   * requests and are verified and cached, but this load neither waits for
+   * them nor fails with them. Ignored when all of `chunks` are at hand.
+   */
+  alongWith?: readonly FileChunk[];
+  /**
    * Compressed blob bytes [start, start + data.length) the caller already holds
    * (the background walk, which fetched them to hash the blob): missing chunks are
    * taken from there, no request is made. Every chunk must lie inside.
@@ -149,12 +156,31 @@ export class ChunkLoader {
     }
     const all = Promise.all(results);
     if (claims.length === 0) return all;
+    // Only when a request will go out: a read served from the disk tier fetches nothing, neighbours included.
+    if (options.alongWith !== undefined && claims.some((claim) => !this.ctx.cache.has(claim.key))) this.claimAlong(options.alongWith, claimed, claims);
     const filling = this.fill(claims, options).catch((err: unknown) => {
       // fill() is not meant to throw; if it does anyway, no reader may be left hanging.
       for (const claim of claims) claim.reject(err);
     });
     if (options.background !== true) return all;
     return Promise.all([all, filling]).then(([buffers]) => buffers);
+  }
+
+  /** Claims the chunks of LoadOptions.alongWith that no one has or fetches yet; their outcome is nobody's error. */
+  private claimAlong(chunks: readonly FileChunk[], claimed: Map<string, Promise<Buffer>>, claims: Claim[]): void {
+    for (const chunk of chunks) {
+      const key = this.keyOf(chunk);
+      if (claimed.has(key) || this.flights.has(key) || this.ctx.cache.has(key)) continue;
+      let claim!: Claim;
+      const settled = new Promise<Buffer>((resolve, reject) => {
+        claim = { key, chunk, resolve, reject };
+      });
+      const flight = this.flights.do(key, () => settled);
+      // A reader that joins this flight later sees its failure; the fetch logs and counts it.
+      flight.catch(() => {});
+      claimed.set(key, flight);
+      claims.push(claim);
+    }
   }
 
   /** Settles every claim: from disk if there, else fetched. Never throws. */

@@ -5,7 +5,7 @@
  * request, startBackgroundFetch() the rest, so that eventually the layer needs
  * no network at all.
  */
-import { chunksForRange, type Landmark, type TocIndex, type TocLimits } from '../estargz/index.js';
+import { chunksForRange, type FileChunk, type Landmark, type TocIndex, type TocLimits } from '../estargz/index.js';
 import type { FsNode, LayerContent } from '../fuse/types.js';
 import { runBackgroundFetch, type BackgroundFetchResult, type BlobVerification } from './background-fetch.js';
 import type { ChunkCache } from './chunk-cache.js';
@@ -107,6 +107,9 @@ export interface LayerProgress {
 export const DEFAULT_FETCH_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_RANGE_BYTES = 16 * 1024 * 1024;
 const DEFAULT_BACKGROUND_RANGE_BYTES = 4 * 1024 * 1024;
+/** How far past a small read's start its neighbouring chunks are fetched with it (see smallNeighbours). */
+const NEIGHBOUR_WINDOW_BYTES = 64 * 1024;
+const MAX_NEIGHBOUR_CHUNKS = 64;
 const DEFAULT_BACKGROUND_CONCURRENCY = 2;
 
 function positive(name: string, value: number | undefined, fallback: number): number {
@@ -222,7 +225,7 @@ export class RemoteLayer implements LayerContent {
     const done = this.activity.begin();
     let pieces: Buffer[];
     try {
-      pieces = await this.loader.load(chunks);
+      pieces = await this.loader.load(chunks, { alongWith: this.smallNeighbours(chunks) });
     } catch (err) {
       this.readStats.readErrors++;
       throw err;
@@ -240,6 +243,22 @@ export class RemoteLayer implements LayerContent {
     this.readStats.reads++;
     this.readStats.bytesRead += out.length;
     return out;
+  }
+
+  /**
+   * The chunks stored right after a small read's chunks, within
+   * NEIGHBOUR_WINDOW_BYTES of its start: fetched in the same request, they
+   * cost a few kilobytes, and the next small file a starting container
+   * reads is often the next one in the blob (runc reads /etc/group, then
+   * /etc/passwd: two requests before this, one now).
+   */
+  private smallNeighbours(chunks: readonly FileChunk[]): FileChunk[] {
+    const first = chunks[0];
+    const last = chunks[chunks.length - 1];
+    if (first === undefined || last === undefined) return [];
+    const windowEnd = first.offset + NEIGHBOUR_WINDOW_BYTES;
+    if (last.compressedEnd >= windowEnd) return [];
+    return this.index.chunksAfter(last, windowEnd, MAX_NEIGHBOUR_CHUNKS);
   }
 
   /**

@@ -76,6 +76,28 @@ describe('compact TOC index', () => {
     assert.deepEqual(file.chunks.map((c) => [c.chunkOffset, c.chunkSize, c.offset, c.compressedEnd]), [[0, 300, 10, 20], [300, 300, 20, 30], [600, 300, 30, 40], [900, 100, 40, 100]]);
   });
 
+  it('lists the chunks stored after a chunk in blob order, bounded by end and count, packed members included', () => {
+    const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
+    // In blob order: a [10, 20), then b and c packed in one member at 20, then d's two chunks [40, 50) and [50, 90), the TOC at 90.
+    // The TOC lists them in another order, so blob order is not TOC order.
+    const toc3: TocEntryJson[] = [
+      { name: 'd', type: 'reg', size: 200, offset: 40, chunkSize: 100, chunkDigest: digest(4) },
+      { name: 'd', type: 'chunk', offset: 50, chunkOffset: 100, chunkSize: 100, chunkDigest: digest(5) },
+      { name: 'a', type: 'reg', size: 5, offset: 10, chunkDigest: digest(1) },
+      { name: 'c', type: 'reg', size: 5, offset: 20, innerOffset: 600, chunkDigest: digest(3) },
+      { name: 'b', type: 'reg', size: 5, offset: 20, innerOffset: 0, chunkDigest: digest(2) },
+    ];
+    const idx = parseTocIndex(Buffer.from(JSON.stringify({ version: 1, entries: toc3 })), { tocOffset: 90 });
+    const first = (name: string) => idx.lookup(name)!.chunks[0]!;
+    const names = (chunks: readonly { fileName: string; chunkOffset: number }[]) => chunks.map((c) => `${c.fileName}@${c.chunkOffset}`);
+    assert.deepEqual(names(idx.chunksAfter(first('a'), 90, 10)), ['b@0', 'c@0', 'd@0', 'd@100']);
+    assert.deepEqual(names(idx.chunksAfter(first('b'), 90, 10)), ['c@0', 'd@0', 'd@100'], 'the next member of a packed gzip member comes next');
+    assert.deepEqual(names(idx.chunksAfter(first('a'), 50, 10)), ['b@0', 'c@0', 'd@0'], 'd@100 ends at 90, past the bound');
+    assert.deepEqual(names(idx.chunksAfter(first('a'), 90, 2)), ['b@0', 'c@0']);
+    assert.deepEqual(names(idx.chunksAfter(idx.lookup('d')!.chunks[1]!, 1000, 10)), [], 'nothing after the last chunk');
+    assert.deepEqual(names(idx.chunksAfter(first('a'), 19, 10)), [], 'b and c end at 40');
+  });
+
   it('keeps a few hundred bytes per entry at most', () => {
     const tree = FsTree.fromIndex(index);
     const perEntry = (index.estimatedBytes + tree.estimatedBytes) / entries.length;

@@ -8,7 +8,7 @@ import { encodeTarHeader, paddingFor, simpleFileHeader } from '../../../src/esta
 import {
   ChunkCache, ChunkVerificationError, InvalidReadError, LayerFetchError, LayerUnavailableError,
 } from '../../../src/layer/index.js';
-import { CHUNK, FakeFetcher, buildBlob, contentOf, noise, openTestLayer, standardBlob, standardFiles, type TestBlob } from './fixtures.js';
+import { CHUNK, FakeFetcher, buildBlob, contentOf, noise, openTestLayer, standardBlob, standardFiles, type FileSpec, type TestBlob } from './fixtures.js';
 
 const sha256 = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const regularFiles = (blob: TestBlob) => blob.files.filter((f) => (f.type ?? 'file') === 'file' && !f.name.includes('.wh.'));
@@ -267,6 +267,66 @@ describe('layer reads', () => {
     assert.ok(err instanceof LayerFetchError && err.aborted, String(err));
     assert.ok(Date.now() - started < 1000);
     await assert.rejects(layer.read(layer.lookup('/mid.bin')!, 0, 10), LayerUnavailableError);
+  });
+
+  /** /etc's small files, then a file whose first chunk ends past a small read's neighbour window, then one more small file. */
+  async function etcBlob(): Promise<TestBlob> {
+    const files: FileSpec[] = [
+      { name: 'etc/', type: 'directory' },
+      { name: 'etc/group', data: Buffer.from('root:x:0:\n') },
+      { name: 'etc/hostname', data: Buffer.from('box\n') },
+      { name: 'etc/passwd', data: Buffer.from('root:x:0:0:root:/root:/bin/sh\n') },
+      { name: 'far.bin', data: noise(7, 80 * 1024) },
+      { name: 'after-far.txt', data: Buffer.from('beyond the window\n') },
+    ];
+    return { files, ...(await buildBlob(files)) };
+  }
+
+  it('fetches the small files stored right after a small read in the same request, so reading them next needs none', async () => {
+    const blob = await etcBlob();
+    const { layer, fake } = await openTestLayer(blob);
+    try {
+      fake.reset();
+      assert.deepEqual(await layer.read(layer.lookup('/etc/group')!, 0, 4096), contentOf(blob.files, 'etc/group'));
+      assert.equal(fake.calls.length, 1);
+      const passwd = layer.index.lookup('etc/passwd')!.chunks[0]!;
+      const [call] = fake.calls;
+      assert.equal(call!.offset, layer.index.lookup('etc/group')!.chunks[0]!.offset);
+      assert.equal(call!.offset + call!.length, passwd.compressedEnd, 'up to /etc/passwd, not into far.bin');
+      assert.deepEqual(await layer.read(layer.lookup('/etc/passwd')!, 0, 4096), contentOf(blob.files, 'etc/passwd'));
+      assert.deepEqual(await layer.read(layer.lookup('/etc/hostname')!, 0, 4096), contentOf(blob.files, 'etc/hostname'));
+      assert.equal(fake.calls.length, 1, 'the neighbours came with the first read');
+      assert.deepEqual(await layer.read(layer.lookup('/after-far.txt')!, 0, 4096), contentOf(blob.files, 'after-far.txt'));
+      assert.equal(fake.calls.length, 2, 'a file past the window is fetched when read');
+      // A read whose chunks are at hand fetches nothing, neighbours or not.
+      await layer.read(layer.lookup('/etc/group')!, 0, 4096);
+      assert.equal(fake.calls.length, 2);
+      assert.equal(layer.stats().verificationFailures, 0);
+    } finally {
+      await layer.close();
+    }
+  });
+
+  it('a bad neighbour fails no read but its own', async () => {
+    const blob = await etcBlob();
+    const { layer: probe } = await openTestLayer(blob);
+    const hostname = probe.index.lookup('etc/hostname')!.chunks[0]!;
+    await probe.close();
+    const corrupted = Buffer.from(blob.blob);
+    corrupted[hostname.compressedEnd - 5]! ^= 0x40; // inside its gzip trailer: the CRC or length no longer matches
+    const fake = new FakeFetcher(corrupted);
+    const { layer } = await openTestLayer(blob, { fake });
+    try {
+      fake.reset();
+      assert.deepEqual(await layer.read(layer.lookup('/etc/group')!, 0, 4096), contentOf(blob.files, 'etc/group'));
+      assert.equal(fake.calls.length, 1);
+      assert.deepEqual(await layer.read(layer.lookup('/etc/passwd')!, 0, 4096), contentOf(blob.files, 'etc/passwd'));
+      assert.equal(fake.calls.length, 1, 'the good neighbour came with the first read');
+      await assert.rejects(layer.read(layer.lookup('/etc/hostname')!, 0, 4096), ChunkVerificationError);
+      assert.ok(layer.stats().verificationFailures >= 1, 'the bad neighbour was found out and counted');
+    } finally {
+      await layer.close();
+    }
   });
 
   it('reads files packed into one gzip member (innerOffset)', async () => {
