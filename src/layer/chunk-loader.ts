@@ -61,9 +61,10 @@ export interface LoadOptions {
    * Chunks worth fetching along with these when a request goes out anyway
    * (small neighbours of a small read): the missing ones join the same
    * requests and are verified and cached, but this load neither waits for
-   * them nor fails with them. Ignored when all of `chunks` are at hand.
+   * them nor fails with them. Asked for only when some of `chunks` must be
+   * fetched: a read served from the caches pays nothing for it.
    */
-  alongWith?: readonly FileChunk[];
+  alongWith?: () => readonly FileChunk[];
   /**
    * Compressed blob bytes [start, start + data.length) the caller already holds
    * (the background walk, which fetched them to hash the blob): missing chunks are
@@ -157,7 +158,7 @@ export class ChunkLoader {
     const all = Promise.all(results);
     if (claims.length === 0) return all;
     // Only when a request will go out: a read served from the disk tier fetches nothing, neighbours included.
-    if (options.alongWith !== undefined && claims.some((claim) => !this.ctx.cache.has(claim.key))) this.claimAlong(options.alongWith, claimed, claims);
+    if (options.alongWith !== undefined && claims.some((claim) => !this.ctx.cache.has(claim.key))) this.claimAlong(options.alongWith(), claimed, claims);
     const filling = this.fill(claims, options).catch((err: unknown) => {
       // fill() is not meant to throw; if it does anyway, no reader may be left hanging.
       for (const claim of claims) claim.reject(err);

@@ -225,7 +225,7 @@ export class RemoteLayer implements LayerContent {
     const done = this.activity.begin();
     let pieces: Buffer[];
     try {
-      pieces = await this.loader.load(chunks, { alongWith: this.smallNeighbours(chunks) });
+      pieces = await this.loader.load(chunks, { alongWith: () => this.smallNeighbours(chunks) });
     } catch (err) {
       this.readStats.readErrors++;
       throw err;
