@@ -144,16 +144,7 @@ export class ChunkLoader {
         results.push(this.flights.do(key, () => Promise.reject(new Error('unreachable: flight vanished'))));
         continue;
       }
-      // Claim the key now, synchronously, so a reader arriving before our cache
-      // lookup finishes joins this flight instead of starting its own.
-      let claim!: Claim;
-      const settled = new Promise<Buffer>((resolve, reject) => {
-        claim = { key, chunk, resolve, reject };
-      });
-      const flight = this.flights.do(key, () => settled);
-      claimed.set(key, flight);
-      claims.push(claim);
-      results.push(flight);
+      results.push(this.claim(key, chunk, claimed, claims));
     }
     const all = Promise.all(results);
     if (claims.length === 0) return all;
@@ -172,16 +163,25 @@ export class ChunkLoader {
     for (const chunk of chunks) {
       const key = this.keyOf(chunk);
       if (claimed.has(key) || this.flights.has(key) || this.ctx.cache.has(key)) continue;
-      let claim!: Claim;
-      const settled = new Promise<Buffer>((resolve, reject) => {
-        claim = { key, chunk, resolve, reject };
-      });
-      const flight = this.flights.do(key, () => settled);
       // A reader that joins this flight later sees its failure; the fetch logs and counts it.
-      flight.catch(() => {});
-      claimed.set(key, flight);
-      claims.push(claim);
+      this.claim(key, chunk, claimed, claims).catch(() => {});
     }
+  }
+
+  /**
+   * Starts the flight of a chunk this load will fill, now and synchronously,
+   * so a reader arriving before the cache lookup finishes joins it instead of
+   * starting its own; fill() settles the claim.
+   */
+  private claim(key: string, chunk: FileChunk, claimed: Map<string, Promise<Buffer>>, claims: Claim[]): Promise<Buffer> {
+    let claim!: Claim;
+    const settled = new Promise<Buffer>((resolve, reject) => {
+      claim = { key, chunk, resolve, reject };
+    });
+    const flight = this.flights.do(key, () => settled);
+    claimed.set(key, flight);
+    claims.push(claim);
+    return flight;
   }
 
   /** Settles every claim: from disk if there, else fetched. Never throws. */
