@@ -3,15 +3,28 @@ import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
-import { ChunkDigestMismatchError, encodeFooter, encodeTocJson, encodeTocMember, openEstargz, type TocEntryJson } from '../../../src/estargz/index.js';
+import { ChunkDigestMismatchError, encodeFooter, encodeTocJson, encodeTocMember, openEstargz, type FileChunk, type TocEntryJson } from '../../../src/estargz/index.js';
 import { encodeTarHeader, paddingFor, simpleFileHeader } from '../../../src/estargz/tar.js';
 import {
   ChunkCache, ChunkVerificationError, InvalidReadError, LayerFetchError, LayerUnavailableError,
 } from '../../../src/layer/index.js';
-import { CHUNK, FakeFetcher, buildBlob, contentOf, noise, openTestLayer, standardBlob, standardFiles, type FileSpec, type TestBlob } from './fixtures.js';
+import { CHUNK, FakeFetcher, buildBlob, contentOf, noise, openTestLayer, standardBlob, standardFiles, type FileSpec, type OpenedTestLayer, type TestBlob } from './fixtures.js';
 
 const sha256 = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const regularFiles = (blob: TestBlob) => blob.files.filter((f) => (f.type ?? 'file') === 'file' && !f.name.includes('.wh.'));
+
+/**
+ * The layer served from a copy of its blob with bit 0x40 of one byte flipped:
+ * the byte `at` picks in the first chunk of `file`.
+ */
+async function openWithFlippedBit(blob: TestBlob, file: string, at: (chunk: FileChunk) => number): Promise<OpenedTestLayer> {
+  const { layer: probe } = await openTestLayer(blob);
+  const chunk = probe.index.lookup(file)!.chunks[0]!;
+  await probe.close();
+  const corrupted = Buffer.from(blob.blob);
+  corrupted[at(chunk)]! ^= 0x40;
+  return openTestLayer(blob, { fake: new FakeFetcher(corrupted) });
+}
 
 describe('layer reads', () => {
   it('returns every file byte for byte at random offsets and lengths', async () => {
@@ -149,13 +162,7 @@ describe('layer reads', () => {
 
   it('rejects a corrupted chunk with a typed error and one log line, and serves the rest', async () => {
     const blob = await standardBlob();
-    const { layer: probe } = await openTestLayer(blob);
-    const chunk = probe.index.lookup('mid.bin')!.chunks[0]!;
-    await probe.close();
-    const corrupted = Buffer.from(blob.blob);
-    corrupted[chunk.offset + Math.floor((chunk.compressedEnd - chunk.offset) / 2)]! ^= 0x40;
-    const fake = new FakeFetcher(corrupted);
-    const { layer, logger } = await openTestLayer(blob, { fake });
+    const { layer, logger, fake } = await openWithFlippedBit(blob, 'mid.bin', (chunk) => chunk.offset + Math.floor((chunk.compressedEnd - chunk.offset) / 2));
     try {
       const mid = layer.lookup('/mid.bin')!;
       fake.reset();
@@ -309,13 +316,8 @@ describe('layer reads', () => {
 
   it('a bad neighbour fails no read but its own', async () => {
     const blob = await etcBlob();
-    const { layer: probe } = await openTestLayer(blob);
-    const hostname = probe.index.lookup('etc/hostname')!.chunks[0]!;
-    await probe.close();
-    const corrupted = Buffer.from(blob.blob);
-    corrupted[hostname.compressedEnd - 5]! ^= 0x40; // inside its gzip trailer: the CRC or length no longer matches
-    const fake = new FakeFetcher(corrupted);
-    const { layer } = await openTestLayer(blob, { fake });
+    // Inside its gzip trailer: the CRC or length no longer matches.
+    const { layer, fake } = await openWithFlippedBit(blob, 'etc/hostname', (chunk) => chunk.compressedEnd - 5);
     try {
       fake.reset();
       assert.deepEqual(await layer.read(layer.lookup('/etc/group')!, 0, 4096), contentOf(blob.files, 'etc/group'));
