@@ -248,7 +248,11 @@ export class Snapshotter implements SnapshotLayout {
         this.checkAvailable(key, [parentId, ...this.store.parentIds(parent)]);
       }
 
-      const staging = await this.stageDirectory(kind, parentId);
+      // A layer about to be mounted remotely never uses its fs/ directory, so it is not given the
+      // parent's owner up front: that needs a stat of the parent's upper directory, which for a remote
+      // parent is a FUSE request to a manager busy opening this image's other layers (11-16 ms measured).
+      const ownerFrom = remoteLayer ? undefined : parentId;
+      const staging = await this.stageDirectory(kind, ownerFrom);
       const id = this.nextId++;
       const path = join(this.root, 'snapshots', String(id));
       this.inFlight.add(id);
@@ -261,6 +265,8 @@ export class Snapshotter implements SnapshotLayout {
         }
         const mounted = remoteLayer ? await this.mountRemote(key, remoteLayer, id) : false;
         try {
+          // A remote layer that could not be mounted falls back to an ordinary snapshot: its fs/ now matters.
+          if (remoteLayer && !mounted && parentId !== undefined) await this.ownLikeParent(join(path, 'fs'), parentId);
           if (mounted && remoteLayer) {
             const remoteLabels = { ...labels, [REMOTE_SNAPSHOT]: 'remote' };
             if (target === undefined) return { snapshot: this.store.create(kind, key, parent, remoteLabels, id, remoteLayer) };
@@ -323,21 +329,27 @@ export class Snapshotter implements SnapshotLayout {
     }
   }
 
-  /** A new snapshot directory in the staging area: fs/ (owned like the parent's) and, for active snapshots, work/. */
-  private async stageDirectory(kind: Kind, parentId: number | undefined): Promise<string> {
+  /**
+   * A new snapshot directory in the staging area: fs/ (owned like the upper
+   * directory of snapshot `ownerFrom`, when given) and, for active snapshots, work/.
+   */
+  private async stageDirectory(kind: Kind, ownerFrom: number | undefined): Promise<string> {
     const staging = await mkdtemp(join(this.root, 'staging', 'new-'));
     try {
       await mkdir(join(staging, 'fs'), { mode: 0o755 });
       if (kind === Kind.Active) await mkdir(join(staging, 'work'), { mode: 0o711 });
-      if (parentId !== undefined) {
-        const parentStat = await stat(this.upperPath(parentId));
-        await chown(join(staging, 'fs'), parentStat.uid, parentStat.gid);
-      }
+      if (ownerFrom !== undefined) await this.ownLikeParent(join(staging, 'fs'), ownerFrom);
       return staging;
     } catch (err) {
       await rm(staging, { recursive: true, force: true });
       throw err;
     }
+  }
+
+  /** Gives `dir` the owner of the parent's upper directory, as containerd's overlay snapshotter does. */
+  private async ownLikeParent(dir: string, parentId: number): Promise<void> {
+    const parentStat = await stat(this.upperPath(parentId));
+    await chown(dir, parentStat.uid, parentStat.gid);
   }
 
   private async removeDirectory(path: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -17,6 +17,8 @@ class RecordingMounter implements RemoteMounter {
   constructor(private readonly mountRoot: string) {}
   readonly held = new Map<string, RemoteLayerRef>();
   readonly released: string[] = [];
+  /** Layers (digests) whose mount fails, as when FUSE cannot mount. */
+  readonly failing = new Set<string>();
   gate: Promise<void> = Promise.resolve();
 
   async decide(request: RemoteRequest): Promise<RemoteLayerRef | NotRemote> {
@@ -25,10 +27,15 @@ class RecordingMounter implements RemoteMounter {
   }
 
   async acquire(layer: RemoteLayerRef, holder: string): Promise<string> {
+    if (this.failing.has(layer.digest)) throw new Error(`cannot mount ${layer.digest}`);
     this.held.set(holder, layer);
-    const path = join(this.mountRoot, layer.digest.replace(':', '-'));
+    const path = this.pathOf(layer.digest);
     await mkdir(path, { recursive: true });
     return path;
+  }
+
+  pathOf(digest: string): string {
+    return join(this.mountRoot, digest.replace(':', '-'));
   }
 
   async release(_layer: RemoteLayerRef, holder: string): Promise<void> {
@@ -107,5 +114,27 @@ describe('target-ref Prepare of a remote layer', () => {
     assert.equal(mounter.released.length, 1, 'the loser let its reference go');
     const id = store.get('sha256:chain1')?.id;
     assert.deepEqual(await readdir(join(root, 'snapshots')), [String(id)], 'the loser\'s directory is gone');
+  });
+
+  it('stacks a remote layer on a remote parent without asking the parent\'s mount anything', async () => {
+    await assert.rejects(snapshotter.prepare('extract-1 sha256:chain1', '', targetRefLabels('sha256:chain1', 'sha256:layer1')), AlreadyExistsError);
+    // The parent's mount answers nothing (here: it is gone). A child served remotely never uses its own
+    // fs/ directory, so the parent's owner is not needed, and a parent busy opening layers cannot hold it up.
+    await rm(mounter.pathOf('sha256:layer1'), { recursive: true });
+    await assert.rejects(snapshotter.prepare('extract-2 sha256:chain2', 'sha256:chain1', targetRefLabels('sha256:chain2', 'sha256:layer2')), AlreadyExistsError);
+    assert.equal((await snapshotter.stat('sha256:chain2')).labels[REMOTE_SNAPSHOT], 'remote');
+  });
+
+  it('gives a layer that falls back to download the owner of its parent\'s root, like any snapshot', async () => {
+    await assert.rejects(snapshotter.prepare('extract-1 sha256:chain1', '', targetRefLabels('sha256:chain1', 'sha256:layer1')), AlreadyExistsError);
+    await chown(mounter.pathOf('sha256:layer1'), 1234, 5678);
+    mounter.failing.add('sha256:layer2');
+    const mounts = await snapshotter.prepare('extract-2 sha256:chain2', 'sha256:chain1', targetRefLabels('sha256:chain2', 'sha256:layer2'));
+    assert.equal(mounts.length, 1, 'an ordinary snapshot to unpack into');
+    const info = await snapshotter.stat('extract-2 sha256:chain2');
+    assert.equal(info.kind, Kind.Active);
+    assert.equal(info.labels[REMOTE_SNAPSHOT], undefined);
+    const fs = await stat(join(root, 'snapshots', String(store.get('extract-2 sha256:chain2')?.id), 'fs'));
+    assert.deepEqual([fs.uid, fs.gid], [1234, 5678]);
   });
 });
