@@ -10,6 +10,6 @@ const MAX_INFLATE_BUFFER = 1024 * 1024;
  * against 6-10 ms in 1 MiB steps, and a 4 MB TOC 35-50 ms against 11-18 ms.
  * The cap bounds what one step allocates, whatever the input claims.
  */
-export function inflateBufferSize(outputBytes: number): number {
-  return Math.min(MAX_INFLATE_BUFFER, Math.max(zlibConstants.Z_DEFAULT_CHUNK, outputBytes));
+export function inflateBufferSize(outputBytes: number, cap: number = MAX_INFLATE_BUFFER): number {
+  return Math.min(cap, Math.max(zlibConstants.Z_DEFAULT_CHUNK, outputBytes));
 }

@@ -27,24 +27,38 @@ const MIN_BYTES_PER_NODE = 120;
 const MIN_BYTES_PER_CHUNK = 48;
 const TYPE_KEY = Buffer.from('"type"');
 const CHUNK_VALUE = Buffer.from('"chunk"');
+const COLON = 0x3a;
 
-function occurrences(buffer: Buffer, needle: Buffer): number {
-  let count = 0;
-  for (let at = buffer.indexOf(needle); at >= 0; at = buffer.indexOf(needle, at + needle.length)) count++;
-  return count;
+function isJsonSpace(byte: number | undefined): boolean {
+  return byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d;
+}
+
+/** Whether `buffer` holds, from `at` on, a colon and then `"chunk"`, with JSON whitespace allowed around the colon. */
+function chunkValueAt(buffer: Buffer, at: number): boolean {
+  while (isJsonSpace(buffer[at])) at++;
+  if (buffer[at++] !== COLON) return false;
+  while (isJsonSpace(buffer[at])) at++;
+  for (let i = 0; i < CHUNK_VALUE.length; i++) if (buffer[at + i] !== CHUNK_VALUE[i]) return false;
+  return true;
 }
 
 /**
  * A lower estimate, from the JSON alone, of what indexing this TOC will keep:
- * every entry has a "type" key, and chunk entries say "chunk". The parse
- * replaces it with the real figure, so a TOC that hides its size only gets as
- * far as one parse.
+ * every entry has a "type" key, and chunk entries say "chunk" there. The
+ * parse replaces it with the real figure, so a TOC that hides its size only
+ * gets as far as one parse. One pass over the JSON: it runs on the event
+ * loop just before a big TOC's parse, where a second pass cost 4-5 ms for a
+ * 4 MB TOC.
  */
 export function estimateTocMemory(json: Uint8Array): number {
   const buffer = Buffer.from(json.buffer, json.byteOffset, json.byteLength);
-  const entries = occurrences(buffer, TYPE_KEY);
-  const chunks = Math.min(entries, occurrences(buffer, CHUNK_VALUE));
-  return (entries - chunks) * MIN_BYTES_PER_NODE + chunks * MIN_BYTES_PER_CHUNK;
+  let nodes = 0;
+  let chunks = 0;
+  for (let at = buffer.indexOf(TYPE_KEY); at >= 0; at = buffer.indexOf(TYPE_KEY, at + TYPE_KEY.length)) {
+    if (chunkValueAt(buffer, at + TYPE_KEY.length)) chunks++;
+    else nodes++;
+  }
+  return nodes * MIN_BYTES_PER_NODE + chunks * MIN_BYTES_PER_CHUNK;
 }
 
 /**

@@ -10,7 +10,7 @@
  * which blob), then the TOC JSON bytes exactly as fetched. The JSON is re-hashed
  * on every load, so a damaged file is ignored (and replaced) rather than trusted.
  */
-import { access, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import {
@@ -232,7 +232,16 @@ async function writeCachedToc(options: TocLoadOptions, path: string, tocOffset: 
   const header: CachedTocHeader = { version: 1, layerDigest: options.digest, tocOffset, blobSize };
   try {
     await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
-    await writeFile(temp, Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), json]), { flag: 'wx', mode: 0o600 });
+    // Header and JSON go out in one writev: joined first, a 4 MB TOC cost one more copy on the event loop.
+    const parts = [Buffer.from(`${JSON.stringify(header)}\n`), json];
+    const file = await open(temp, 'wx', 0o600);
+    try {
+      const { bytesWritten } = await file.writev(parts);
+      const expected = parts[0]!.length + json.length;
+      if (bytesWritten !== expected) throw new Error(`short write: ${bytesWritten} of ${expected} bytes`);
+    } finally {
+      await file.close();
+    }
     await rename(temp, path);
   } catch (err) {
     await unlink(temp).catch(() => {});

@@ -55,6 +55,15 @@ describe('TOC memory budget', () => {
     assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
   });
 
+  it('counts a chunk entry as a chunk however its JSON is spaced, and a file named "chunk" as a file', () => {
+    const withChunk = { version: 1, entries: [{ name: 'chunk', type: 'reg', size: 10 }, { type: 'chunk', chunkOffset: 5 }, { name: 'd/', type: 'dir' }] };
+    const withoutChunk = { version: 1, entries: [{ name: 'chunk', type: 'reg', size: 10 }, { name: 'e', type: 'reg' }, { name: 'd/', type: 'dir' }] };
+    const compact = estimateTocMemory(Buffer.from(JSON.stringify(withChunk)));
+    assert.equal(estimateTocMemory(Buffer.from(JSON.stringify(withChunk, null, 2))), compact);
+    assert.equal(estimateTocMemory(Buffer.from(JSON.stringify(withChunk).replaceAll('"type":', '"type" :\n '))), compact);
+    assert.ok(estimateTocMemory(Buffer.from(JSON.stringify(withoutChunk))) > compact, 'a chunk keeps less than a file');
+  });
+
   it('estimates from the JSON alone no more than the index then keeps', async () => {
     const json = manyEntryTocJson(20_000, 1 << 30);
     const estimate = estimateTocMemory(json);
