@@ -102,8 +102,13 @@ declare module 'fuse-native' {
     mount(cb: (err: Error | null) => void): void;
     unmount(cb: (err: Error | null) => void): void;
 
-    // Internals overridden by src/fuse/layer-fuse.ts (pinned to 2.2.6).
+    // Internals overridden or used by src/fuse/layer-fuse.ts (pinned to 2.2.6).
     protected _thread: Buffer | null;
+    protected _openCallback: ((err: Error | null) => void) | null;
+    protected _handlers: unknown[];
+    protected _malloc(size: number): Buffer;
+    protected _getImplementedArray(): Uint32Array;
+    protected _open(cb: (err: Error | null) => void): void;
     protected _fuseOptions(): string;
     protected _close(cb: (err: Error | null) => void): void;
     protected _op_getxattr(signal: Fuse.Signal, path: string, name: string, valueBuf: Buffer, position: number): void;

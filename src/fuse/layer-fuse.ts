@@ -9,6 +9,8 @@ import * as errno from './errno.js';
 import type { FuseLogger } from './logger.js';
 
 interface NativeBinding {
+  sizeof_fuse_thread_t: number;
+  fuse_native_mount(mountpoint: string, options: string, thread: Buffer, fuse: Fuse, malloc: (size: number) => Buffer, handlers: unknown[], implemented: Uint32Array): void;
   fuse_native_unmount(mountpoint: string, thread: Buffer): void;
 }
 
@@ -90,6 +92,26 @@ export class LayerFuse extends Fuse {
       list.copy(listBuf);
       return signal(list.length, listBuf.buffer);
     });
+  }
+
+  /**
+   * fuse-native's open first stats the mountpoint and its parent, two trips
+   * through libuv's thread pool, to check what mountLayer has checked already
+   * (a directory, with nothing mounted on it). While an image's layers open,
+   * that pool is busy inflating their TOCs, and the first layer's mount, the
+   * one its Prepare waits for, queued behind them. The mount itself is the
+   * same call: the native side mounts and starts the FUSE thread, and the
+   * callback runs when the kernel's INIT arrives (fuse-native's _op_init).
+   */
+  protected override _open(cb: (err: Error | null) => void): void {
+    this._thread = Buffer.alloc(binding.sizeof_fuse_thread_t);
+    this._openCallback = cb;
+    try {
+      binding.fuse_native_mount(this.mnt, this._fuseOptions(), this._thread, this, this._malloc, this._handlers, this._getImplementedArray());
+    } catch (err) {
+      this._openCallback = null;
+      cb(err as Error);
+    }
   }
 
   /**

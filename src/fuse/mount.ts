@@ -1,5 +1,5 @@
 // Mounting a layer and taking it down again.
-import { stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { detachMount } from './detach.js';
 import { LayerFuse } from './layer-fuse.js';
 import type { FuseLogger } from './logger.js';
@@ -56,7 +56,8 @@ export async function mountLayer(content: LayerContent, mountpoint: string, opti
   // fuse-native's own checks give vague errors ("fuse failed", or stat's
   // ENOTCONN for a dead mount), so say what is wrong first.
   if (await hasMountAt(target)) throw new MountpointBusyError(target);
-  const st = await stat(target);
+  // Nothing is mounted there (just checked), so this stat cannot wait on a FUSE request of ours.
+  const st = statSync(target);
   if (!st.isDirectory()) throw new Error(`cannot mount layer on ${target}: not a directory`);
 
   const fuse = new LayerFuse(target, createOperations(content, logger, { observe: options.observe, answerTimeoutMs: options.answerTimeoutMs }), { mountOptions, logger });

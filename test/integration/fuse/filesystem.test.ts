@@ -339,3 +339,19 @@ except OSError as e:
     assert.deepEqual(await fs.readdir(mnt), []);
   });
 });
+
+describe('mounting a layer where it cannot go', () => {
+  it('refuses a mountpoint that is missing or not a directory, and leaves no mount behind', async () => {
+    const dir = await tempDir('fs-refused');
+    try {
+      const layer = buildLayer(richEntries(), { chunkSize: CHUNK_SIZE });
+      const logger = recordingLogger();
+      await rejectsWith('ENOENT', mountLayer(layer, join(dir, 'missing'), { logger }), 'a missing mountpoint');
+      await fs.writeFile(join(dir, 'file'), 'not a directory');
+      await assert.rejects(mountLayer(layer, join(dir, 'file'), { logger }), /not a directory/);
+      assert.deepEqual(await mountLinesUnder(dir), []);
+    } finally {
+      await removeTempDir(dir, []);
+    }
+  });
+});
