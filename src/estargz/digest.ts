@@ -23,32 +23,17 @@ export function parseDigest(value: string): ParsedDigest | undefined {
   return { algorithm, hex };
 }
 
-/** The hex length of a known algorithm's digest, from the `alg:` prefix; 0 when the prefix is not one. */
-function hexLengthOfPrefix(value: string, colon: number): number {
-  // Every known algorithm's name has six letters: anything else needs no lookup.
-  if (colon !== 6) return 0;
-  const algorithm = value.slice(0, colon);
-  return Object.hasOwn(ALGORITHMS, algorithm) ? ALGORITHMS[algorithm]!.hexLength : 0;
-}
-
-/** A lowercase hex digit's value (the only spelling a digest may use), else -1. */
-export function hexDigitValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
-  return -1;
-}
+/** A known algorithm's digest, lowercase hex of its exact length: what parseDigest accepts. */
+const WELL_FORMED_DIGEST = /^sha(?:256:[0-9a-f]{64}|384:[0-9a-f]{96}|512:[0-9a-f]{128})$/;
 
 /**
  * The same answer as parseDigest, without its allocations: a big TOC checks
- * two digests per file, and the slices and regular expression were a tenth
- * of its parse.
+ * two digests per file, and the slices were a tenth of its parse. One
+ * compiled pattern beats a loop over the hex digits (23,512 digests of a
+ * 13,031-entry TOC: 6 ms against 9-11).
  */
 export function isDigest(value: string): boolean {
-  const colon = value.indexOf(':');
-  const hexLength = hexLengthOfPrefix(value, colon);
-  if (hexLength === 0 || value.length - colon - 1 !== hexLength) return false;
-  for (let i = colon + 1; i < value.length; i++) if (hexDigitValue(value.charCodeAt(i)) < 0) return false;
-  return true;
+  return WELL_FORMED_DIGEST.test(value);
 }
 
 /** A hasher for the algorithm of `like` (sha256 when omitted), to verify against that digest. */
