@@ -9,7 +9,10 @@ const ALGORITHMS = ['sha256', 'sha384', 'sha512'] as const;
 const BYTES: readonly number[] = [32, 48, 64];
 
 export class DigestTable {
-  private bytes = Buffer.alloc(64 * 1024);
+  // Small at first so that the start-up warm-up (toc-warm-up.ts) also runs the growth below: a path first
+  // taken inside a big TOC's parse threw its optimised code away there (V8 deopt), and the parse ran
+  // unoptimised until V8 had compiled it again.
+  private bytes = Buffer.alloc(16 * 1024);
   private used = 0;
   private sealed = false;
 
