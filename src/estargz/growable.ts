@@ -9,7 +9,15 @@ export class GrowableArray<T extends TypedArray> {
   private data: T;
   private used = 0;
 
-  constructor(private readonly make: new (length: number) => T, capacity = 1024) {
+  /**
+   * The default capacity is small on purpose: the start-up warm-ups parse
+   * small TOCs (600 entries on the FUSE manager's main thread), and only
+   * growth they ran has optimised code. Starting at 1024, the first real
+   * TOC of 1,509 entries took the growth path for the first time and threw
+   * away the optimised code of push and its callers (V8 deopt), which V8
+   * then compiled again during the pull.
+   */
+  constructor(private readonly make: new (length: number) => T, capacity = 256) {
     this.data = new make(capacity);
   }
 
