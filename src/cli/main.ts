@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import { setFlagsFromString } from 'node:v8';
 import { DEFAULT_CONFIG, LOG_FORMATS, LOG_LEVELS } from '../config/index.js';
+import { detachOneArrayBuffer } from '../layer/detach-protector.js';
 import { runToCompletion } from './run-to-completion.js';
 import { packageVersion } from './version.js';
 
@@ -17,6 +18,10 @@ import { packageVersion } from './version.js';
 // container's. Liftoff's code is fast enough for response headers; bodies
 // with a Content-Length are passed through without being scanned.
 setFlagsFromString('--liftoff-only');
+// See detach-protector.ts: the daemon and the FUSE manager hand TOCs to a
+// worker thread by transfer, and the first transfer would throw away the
+// code V8 optimised before it.
+detachOneArrayBuffer();
 
 const program = new Command();
 program.name('lazysnap').description('containerd remote snapshotter for lazily pulled eStargz images').version(packageVersion());

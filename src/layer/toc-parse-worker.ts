@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { InvalidTocError, TocDigestMismatchError, parseTocIndex, toTransferable, transferList } from '../estargz/index.js';
+import { detachOneArrayBuffer } from './detach-protector.js';
 import { warmUpTocParsing } from './toc-warm-up.js';
 import type { ParseFailure, ParseReply, ParseMessage, ParseWorkerData, StopWarmUpMessage } from './toc-parse-protocol.js';
 
@@ -16,6 +17,9 @@ function describeFailure(err: unknown): ParseFailure {
 
 const port = parentPort;
 if (port === null) throw new Error('toc-parse-worker.js runs only as a worker thread');
+
+// Before the warm-up optimises anything: the first reply's transfer would otherwise throw its work away.
+detachOneArrayBuffer();
 
 let requests = 0;
 let warmUpStopped = false;
