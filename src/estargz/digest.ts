@@ -23,8 +23,8 @@ export function parseDigest(value: string): ParsedDigest | undefined {
   return { algorithm, hex };
 }
 
-/** A known algorithm's digest, lowercase hex of its exact length: what parseDigest accepts. */
-const WELL_FORMED_DIGEST = /^sha(?:256:[0-9a-f]{64}|384:[0-9a-f]{96}|512:[0-9a-f]{128})$/;
+/** A known algorithm's digest, lowercase hex of its exact length: what parseDigest accepts, built from ALGORITHMS. */
+const WELL_FORMED_DIGEST = new RegExp(`^(?:${Object.entries(ALGORITHMS).map(([name, { hexLength }]) => `${name}:[0-9a-f]{${hexLength}}`).join('|')})$`);
 
 /**
  * The same answer as parseDigest, without its allocations: a big TOC checks

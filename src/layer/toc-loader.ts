@@ -233,11 +233,11 @@ async function writeCachedToc(options: TocLoadOptions, path: string, tocOffset: 
   try {
     await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
     // Header and JSON go out in one writev: joined first, a 4 MB TOC cost one more copy on the event loop.
-    const parts = [Buffer.from(`${JSON.stringify(header)}\n`), json];
+    const headerLine = Buffer.from(`${JSON.stringify(header)}\n`);
     const file = await open(temp, 'wx', 0o600);
     try {
-      const { bytesWritten } = await file.writev(parts);
-      const expected = parts[0]!.length + json.length;
+      const { bytesWritten } = await file.writev([headerLine, json]);
+      const expected = headerLine.length + json.length;
       if (bytesWritten !== expected) throw new Error(`short write: ${bytesWritten} of ${expected} bytes`);
     } finally {
       await file.close();
